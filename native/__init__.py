@@ -1,0 +1,80 @@
+"""Hot paths shared by the chain and the API node: batch signature checks and BLAKE3 Merkle trees.
+
+Two backends give identical answers: the compiled extension `native._native` (Cython, GIL
+released, spread over all cores, linked against the system's libsecp256k1 and libsodium) and the
+pure-Python `native.fallback` (coincurve, PyNaCl, the `blake3` package). The extension is used when
+it is importable; `GONKA_NATIVE=fallback` forces the fallback and `GONKA_NATIVE=native` makes a
+missing extension an import error instead of a silent slowdown. `BACKEND` names the one in use.
+
+Signatures (DESIGN.md section 3):
+  * secp256k1: 33-byte compressed public key, 64-byte r||s over SHA-256(message), low-S only.
+  * ed25519: 32-byte public key, 64-byte signature (libsodium's rules).
+A malformed key or signature verifies as False; only mismatched list lengths raise (ValueError).
+
+Merkle trees: `native/MERKLE.md`.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from native import fallback
+from native.merkle_spec import EMPTY_ROOT, Proof, verify_proof_with
+
+
+def _load() -> tuple[ModuleType, str]:
+    wanted = os.environ.get("GONKA_NATIVE", "auto")
+    if wanted not in ("auto", "native", "fallback"):
+        raise ImportError(f"GONKA_NATIVE must be auto, native or fallback, not {wanted!r}")
+    if wanted == "fallback":
+        return fallback, "fallback"
+    try:
+        from native import _native
+    except ImportError:
+        if wanted == "native":
+            raise
+        return fallback, "fallback"
+    return _native, "native"
+
+
+_impl, BACKEND = _load()
+
+verify_batch_secp256k1 = _impl.verify_batch_secp256k1
+verify_batch_ed25519 = _impl.verify_batch_ed25519
+merkle_root = _impl.merkle_root
+merkle_proof = _impl.merkle_proof
+leaf_hash = _impl.leaf_hash
+node_hash = _impl.node_hash
+
+
+def verify_secp256k1(pubkey: bytes, msg: bytes, sig: bytes) -> bool:
+    """One secp256k1 check (a batch of one)."""
+    return _impl.verify_batch_secp256k1((pubkey,), (msg,), (sig,))[0]
+
+
+def verify_ed25519(pubkey: bytes, msg: bytes, sig: bytes) -> bool:
+    """One ed25519 check (a batch of one)."""
+    return _impl.verify_batch_ed25519((pubkey,), (msg,), (sig,))[0]
+
+
+def verify_proof(root: bytes, leaf: bytes, index: int, count: int, proof: Proof) -> bool:
+    """True iff `proof` shows `leaf` at `index` in the `count`-leaf tree with `root`."""
+    return verify_proof_with(_impl.leaf_hash, _impl.node_hash, root, leaf, index, count, proof)
+
+
+__all__ = [
+    "BACKEND",
+    "EMPTY_ROOT",
+    "Proof",
+    "fallback",
+    "leaf_hash",
+    "merkle_proof",
+    "merkle_root",
+    "node_hash",
+    "verify_batch_ed25519",
+    "verify_batch_secp256k1",
+    "verify_ed25519",
+    "verify_proof",
+    "verify_secp256k1",
+]
