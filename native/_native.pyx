@@ -71,7 +71,8 @@ cdef class _Packed:
     def __cinit__(self, items):
         cdef Py_ssize_t i
         cdef bytes b
-        self.keep = [x if type(x) is bytes else bytes(x) for x in items]
+        # Only bytes-like objects: bytes(5) would silently make five zero bytes.
+        self.keep = [x if type(x) is bytes else bytes(memoryview(x)) for x in items]
         self.n = len(self.keep)
         self.ptrs = <const unsigned char**>malloc(max(self.n, 1) * sizeof(unsigned char*))
         self.lens = <Py_ssize_t*>malloc(max(self.n, 1) * sizeof(Py_ssize_t))
@@ -337,14 +338,14 @@ cdef void _key_words(const unsigned char* key32, uint32_t* out8) noexcept nogil:
 
 def blake3(data, key=None):
     """BLAKE3-256 of `data` (regular hash, or keyed hash with a 32-byte `key`)."""
-    cdef bytes b = data if type(data) is bytes else bytes(data)
+    cdef bytes b = data if type(data) is bytes else bytes(memoryview(data))
     cdef uint32_t k[8]
     cdef uint32_t flags = 0
     cdef unsigned char out[32]
     if key is None:
         memcpy(k, IV, 32)
     else:
-        key = bytes(key)
+        key = bytes(memoryview(key))
         if len(key) != 32:
             raise ValueError(f"a BLAKE3 key is 32 bytes, got {len(key)}")
         _key_words(<const unsigned char*>PyBytes_AS_STRING(key), k)
@@ -464,14 +465,14 @@ def merkle_proof(leaves, Py_ssize_t index):
 
 
 def leaf_hash(leaf):
-    cdef bytes b = leaf if type(leaf) is bytes else bytes(leaf)
+    cdef bytes b = leaf if type(leaf) is bytes else bytes(memoryview(leaf))
     cdef unsigned char out[32]
     _blake3(_LEAF_KEY, KEYED_HASH, <const unsigned char*>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b), out)
     return PyBytes_FromStringAndSize(<char*>out, 32)
 
 
 def node_hash(left, right):
-    cdef bytes l = bytes(left), r = bytes(right)
+    cdef bytes l = bytes(memoryview(left)), r = bytes(memoryview(right))
     cdef unsigned char out[32]
     if len(l) != 32 or len(r) != 32:
         raise ValueError("Merkle node children are 32-byte hashes")
