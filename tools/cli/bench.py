@@ -1,0 +1,48 @@
+"""`gonka bench`: the benchmarks of `tools/bench/`, each printing ratios against a baseline run in
+the same process. They are measurements, not tests: they print and never fail on a figure.
+
+    gonka bench native [--signatures N] [--leaves N] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tools.cli.command import CliError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "bench", help="run a benchmark", description="Run a benchmark of tools/bench/."
+    )
+    sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    native = sub.add_parser(
+        "native",
+        help="batch signature checks and Merkle roots: extension vs pure-Python fallback",
+        description="Batch signature checks (secp256k1, ed25519) and BLAKE3 Merkle roots: the "
+        "compiled extension against the pure-Python fallback, on the same inputs.",
+    )
+    native.add_argument("--signatures", type=_positive, default=20_000, metavar="N")
+    native.add_argument("--leaves", type=_positive, default=1_000_000, metavar="N")
+    native.add_argument("--repeat", type=_positive, default=3, metavar="N",
+                        help="runs of each side; the best is reported")
+    native.set_defaults(run=_native)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _native(args: argparse.Namespace) -> int:
+    try:
+        from tools.bench import native
+    except ImportError as e:
+        raise CliError(f"the native extension is not built ({e}); run scripts/bootstrap.sh") from e
+    native.run(signatures=args.signatures, leaves=args.leaves, repeat=args.repeat)
+    return 0
