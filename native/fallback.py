@@ -9,6 +9,7 @@ key or message: those verify as `False`.
 from __future__ import annotations
 
 import hashlib
+
 import blake3 as _blake3
 import nacl.bindings
 import nacl.exceptions
@@ -61,13 +62,13 @@ def _verify_ed25519_one(pubkey, msg, sig) -> bool:
 def verify_batch_secp256k1(pubkeys, msgs, sigs) -> list[bool]:
     pubkeys, msgs, sigs = list(pubkeys), list(msgs), list(sigs)
     _check_lengths(pubkeys, msgs, sigs)
-    return [_verify_secp256k1_one(p, m, s) for p, m, s in zip(pubkeys, msgs, sigs)]
+    return [_verify_secp256k1_one(p, m, s) for p, m, s in zip(pubkeys, msgs, sigs, strict=True)]
 
 
 def verify_batch_ed25519(pubkeys, msgs, sigs) -> list[bool]:
     pubkeys, msgs, sigs = list(pubkeys), list(msgs), list(sigs)
     _check_lengths(pubkeys, msgs, sigs)
-    return [_verify_ed25519_one(p, m, s) for p, m, s in zip(pubkeys, msgs, sigs)]
+    return [_verify_ed25519_one(p, m, s) for p, m, s in zip(pubkeys, msgs, sigs, strict=True)]
 
 
 def blake3(data, key: bytes | None = None) -> bytes:

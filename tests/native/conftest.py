@@ -2,7 +2,6 @@
 
 import pytest
 
-import native
 from native import _native, fallback  # the extension must be built: an ImportError here fails
 
 

@@ -22,7 +22,7 @@ def secp_cases(seed: int = 1) -> list[tuple[str, bytes, bytes, bytes, bool]]:
     pk = key.public_key.format(compressed=True)
     msg = b"transfer 5 ngonka"
     sig = key.sign_recoverable(msg)[:64]
-    r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+    s = int.from_bytes(sig[32:], "big")
     assert s <= N // 2, "libsecp256k1 signs low-S"
     high_s = sig[:32] + (N - s).to_bytes(32, "big")
     # An x coordinate with no point on the curve (x^3 + 7 is not a square mod p for x = 5).

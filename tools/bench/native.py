@@ -44,12 +44,13 @@ def _best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:
     return best, result
 
 
-def _compare(name: str, items: int, repeat: int, run_native, run_fallback) -> Figure:
-    native_s, a = _best_of(repeat, run_native)
-    fallback_s, b = _best_of(repeat, run_fallback)
+def _compare(name: str, repeat: int, function: str, *args) -> Figure:
+    """Times `function` of both backends on the same `args`; their answers must agree."""
+    native_s, a = _best_of(repeat, lambda: getattr(_native, function)(*args))
+    fallback_s, b = _best_of(repeat, lambda: getattr(fallback, function)(*args))
     if a != b:
         raise AssertionError(f"{name}: the backends disagree")
-    return Figure(name, items, native_s, fallback_s)
+    return Figure(name, len(args[0]), native_s, fallback_s)
 
 
 def _secp_batch(n: int, distinct_keys: int, rng: random.Random):
@@ -82,21 +83,15 @@ def run(signatures: int = 20_000, leaves: int = 1_000_000, repeat: int = 3,
     print_fn(f"cores: {os.cpu_count()}  (best of {repeat} runs each; fallback = baseline)")
     figures = []
     for label, distinct in (("all keys distinct", signatures), ("100 signers", 100)):
-        pks, msgs, sigs = _secp_batch(signatures, distinct, rng)
-        figures.append(_compare(
-            f"secp256k1 batch verify, {label}", signatures, repeat,
-            lambda: _native.verify_batch_secp256k1(pks, msgs, sigs),
-            lambda: fallback.verify_batch_secp256k1(pks, msgs, sigs)))
+        batch = _secp_batch(signatures, distinct, rng)
+        figures.append(_compare(f"secp256k1 batch verify, {label}", repeat,
+                                "verify_batch_secp256k1", *batch))
         print_fn(figures[-1].line())
-    pks, msgs, sigs = _ed_batch(signatures, signatures, rng)
-    figures.append(_compare(
-        "ed25519 batch verify, all keys distinct", signatures, repeat,
-        lambda: _native.verify_batch_ed25519(pks, msgs, sigs),
-        lambda: fallback.verify_batch_ed25519(pks, msgs, sigs)))
+    batch = _ed_batch(signatures, signatures, rng)
+    figures.append(_compare("ed25519 batch verify, all keys distinct", repeat,
+                            "verify_batch_ed25519", *batch))
     print_fn(figures[-1].line())
-    data = [rng.randbytes(32) for _ in range(leaves)]
-    figures.append(_compare(
-        "Merkle root, 32-byte leaves", leaves, repeat,
-        lambda: _native.merkle_root(data), lambda: fallback.merkle_root(data)))
+    leaves_data = [rng.randbytes(32) for _ in range(leaves)]
+    figures.append(_compare("Merkle root, 32-byte leaves", repeat, "merkle_root", leaves_data))
     print_fn(figures[-1].line())
     return figures
