@@ -1,4 +1,4 @@
-"""The chain node: consensus, p2p, mempool, block store, state machine and RPC (DESIGN.md section 4).
+"""The chain node: consensus, p2p, mempool, block store, state machine, RPC (DESIGN.md section 4).
 
 `chain.types` holds the wire types shared with `api` and `mlnode`; `chain.crypto` keys and hashes.
 """
