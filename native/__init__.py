@@ -31,9 +31,12 @@ def _load() -> tuple[ModuleType, str]:
         return fallback, "fallback"
     try:
         from native import _native
-    except ImportError:
+    except ImportError as e:
         if wanted == "native":
-            raise
+            raise ImportError(
+                f"GONKA_NATIVE=native but the compiled extension cannot be imported ({e}); "
+                "build it with scripts/bootstrap.sh"
+            ) from e
         return fallback, "fallback"
     return _native, "native"
 
