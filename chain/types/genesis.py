@@ -68,7 +68,9 @@ class Genesis(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chain_id: ChainId
     genesis_time_ns: TimeNs
     consensus: ConsensusParams = ConsensusParams()
-    validators: Annotated[tuple[GenesisValidator, ...], msgspec.Meta(max_length=MAX_VALIDATORS)] = ()
+    validators: Annotated[
+        tuple[GenesisValidator, ...], msgspec.Meta(max_length=MAX_VALIDATORS)
+    ] = ()
     accounts: tuple[GenesisAccount, ...] = ()
     # Application parameters by module ("gov", "bank", ...), each converted to its module's typed
     # params (msgspec.convert) and validated at init_chain; plain values here so that this type

@@ -21,7 +21,13 @@ from chain.crypto.errors import CryptoError
 from tools.cli.command import CliError, add_home_option
 
 # Modules with a `register(subparsers)`; each adds one top-level command.
-COMMAND_GROUPS = ("tools.cli.keys", "tools.cli.bench", "tools.cli.devnet")
+COMMAND_GROUPS = (
+    "tools.cli.keys",
+    "tools.cli.chain",
+    "tools.cli.genesis",
+    "tools.cli.bench",
+    "tools.cli.devnet",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
