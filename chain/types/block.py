@@ -3,7 +3,8 @@
 The block hash is BLAKE3-256 of the header's canonical bytes; the header is tagged
 "gonka/BlockHeader" so its hash lives in a domain of its own. The header commits to the block's
 content through hashes: `data_hash` is the Merkle root (`native.merkle_root`) over the tx hashes
-in block order, `last_commit_hash` the hash of the commit of the previous block.
+in block order, `last_commit_hash` the hash of the commit of the previous block, `evidence_hash`
+the Merkle root over the canonical encodings of the evidence it carries (`chain.types.evidence`).
 
 `Block.validate_basic` checks that a block agrees with its own header; whether the header agrees
 with the chain (height, app hash, validator set, proposer, time) is `chain.consensus`'s job.
@@ -23,11 +24,17 @@ from chain.types.block_id import BlockID
 from chain.types.codec import MAX_TX_BYTES, decode, encode
 from chain.types.commit import Commit, commit_hash
 from chain.types.common import ChainId, Hash32, Height, NodeId, TimeNs
+from chain.types.evidence import (
+    MAX_EVIDENCE_PER_BLOCK,
+    DuplicateVoteEvidence,
+    InvalidEvidence,
+    evidence_hash,
+)
 from chain.types.tx import tx_hash
 
 # Hard ceiling on a block's encoding; consensus parameters may set a lower one.
 MAX_BLOCK_BYTES = 16 << 20
-# evidence_hash while blocks carry no evidence: the root of an empty tree.
+# evidence_hash of a block without evidence: the root of an empty tree.
 EMPTY_EVIDENCE_HASH = native.EMPTY_ROOT
 
 RawTx = Annotated[bytes, msgspec.Meta(min_length=1, max_length=MAX_TX_BYTES)]
@@ -64,11 +71,14 @@ class BlockHeader(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_f
 
 
 class Block(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A header, the raw txs it orders, and the commit of the previous block (None at height 1)."""
+    """A header, the raw txs it orders, the commit of the previous block (None at height 1) and
+    the evidence of misbehaviour it stores on chain."""
 
     header: BlockHeader
     txs: tuple[RawTx, ...]
     last_commit: Commit | None
+    evidence: Annotated[tuple[DuplicateVoteEvidence, ...],
+                        msgspec.Meta(max_length=MAX_EVIDENCE_PER_BLOCK)] = ()
 
     @property
     def hash(self) -> bytes:
@@ -94,8 +104,15 @@ class Block(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise fail("last_commit_hash does not match last_commit")
         if h.data_hash != data_hash(self.txs):
             raise fail("data_hash does not match the txs")
-        if h.evidence_hash != EMPTY_EVIDENCE_HASH:
-            raise fail("evidence_hash must be the empty root: blocks carry no evidence yet")
+        if h.evidence_hash != evidence_hash(self.evidence):
+            raise fail("evidence_hash does not match the evidence")
+        for ev in self.evidence:
+            try:
+                ev.validate_basic()
+            except InvalidEvidence as e:
+                raise fail(e.reason) from None
+        if len({ev.hash for ev in self.evidence}) != len(self.evidence):
+            raise fail("the same evidence is listed twice")
 
 
 def block_hash(header: BlockHeader) -> bytes:

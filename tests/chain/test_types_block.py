@@ -138,7 +138,9 @@ HOSTILE = {
         ">= 1 - at `$.header.last_block_id.parts.total`"),
     "unknown-header-field": (
         raw_msgpack(_tree() | {"header": _tree()["header"] | {"gas": 1}}), "unknown field `gas`"),
-    "non-canonical": (b"\xde\x00\x03" + encode(chain_of_two()[1])[1:], "non-canonical encoding"),
+    # The same map announced with a 16-bit length instead of the canonical fixmap byte.
+    "non-canonical": (b"\xde\x00" + bytes([len(Block.__struct_fields__)])
+                      + encode(chain_of_two()[1])[1:], "non-canonical encoding"),
 }
 
 

@@ -41,7 +41,8 @@ def test_the_registry_lists_every_message_once_with_its_tag():
     # Given the registry, then the union, the tag table and the tuple agree.
     assert set(typing.get_args(Msg)) == set(MESSAGE_TYPES)
     assert {msg_tag(t): t for t in MESSAGE_TYPES} == dict(MSG_TYPES)
-    assert set(MSG_TYPES) == {"bank/MsgSend", "authz/MsgGrant", "authz/MsgRevoke", "authz/MsgExec"}
+    # (a subset: other modules add their messages to the same registry)
+    assert {"bank/MsgSend", "authz/MsgGrant", "authz/MsgRevoke", "authz/MsgExec"} <= set(MSG_TYPES)
 
 
 def test_the_native_denom():

@@ -16,12 +16,16 @@ from typing import Union
 from chain.types.msgs.authz import MsgExec, MsgGrant, MsgRevoke
 from chain.types.msgs.bank import MsgSend
 from chain.types.msgs.base import BaseMsg, msg_tag
+from chain.types.msgs.gov import MsgDeposit, MsgSubmitProposal, MsgVote
 
 MESSAGE_TYPES: tuple[type[BaseMsg], ...] = (
     MsgSend,
     MsgGrant,
     MsgRevoke,
     MsgExec,
+    MsgSubmitProposal,
+    MsgDeposit,
+    MsgVote,
 )
 
 # The tagged union a transaction's messages are decoded as.
@@ -36,9 +40,12 @@ __all__ = [
     "MESSAGE_TYPES",
     "MSG_TYPES",
     "Msg",
+    "MsgDeposit",
     "MsgExec",
     "MsgGrant",
     "MsgRevoke",
     "MsgSend",
+    "MsgSubmitProposal",
+    "MsgVote",
     "msg_tag",
 ]
