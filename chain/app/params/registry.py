@@ -1,0 +1,26 @@
+"""Which module has which parameters type: the one list to extend when a module gets params.
+
+Each type is a frozen `msgspec.Struct` with `forbid_unknown_fields=True`, a default for every
+field (the chain starts from them when genesis says nothing) and constraints as `msgspec.Meta`;
+it may define `validate(self)` raising ValueError for rules across fields. Values are integers,
+strings, booleans and lists/dicts of them: no floats (fractions are basis points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from chain.app.bank.params import BankParams
+from chain.app.gov.params import GovParams
+
+PARAMS_TYPES: Mapping[str, type] = MappingProxyType({
+    "bank": BankParams,
+    "gov": GovParams,
+})
+
+# The consensus parameters come from genesis and are readable as params/consensus, but gov cannot
+# change them: consensus reads them too and has no way yet to learn of a change.
+CONSENSUS = "consensus"
+if CONSENSUS in PARAMS_TYPES:
+    raise RuntimeError("'consensus' is reserved for the genesis consensus parameters")
