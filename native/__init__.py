@@ -22,6 +22,11 @@ from types import ModuleType
 from native import fallback
 from native.merkle_spec import EMPTY_ROOT, Proof, verify_proof_with
 
+# OpenMP threads that spin while idle steal the core from the other processes of a node host (a
+# chain node, an API node and an ML node share a machine); sleep instead. Read once, when the
+# extension loads, and an explicit setting by the operator wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def _load() -> tuple[ModuleType, str]:
     wanted = os.environ.get("GONKA_NATIVE", "auto")

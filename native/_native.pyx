@@ -13,6 +13,7 @@ on the same vectors. It must never raise for a bad signature, key or message: th
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cython.parallel cimport prange
+from openmp cimport omp_get_max_threads
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
@@ -88,6 +89,15 @@ cdef class _Packed:
         free(self.lens)
 
 
+# Below this many signatures a batch is checked on the calling thread: waking the thread team
+# costs more than it saves, and under CPU contention it can cost far more.
+DEF SIG_PARALLEL_MIN = 16
+
+
+cdef inline int _threads(Py_ssize_t n) noexcept nogil:
+    return omp_get_max_threads() if n >= SIG_PARALLEL_MIN else 1
+
+
 cdef _check_lengths(_Packed a, _Packed b, _Packed c):
     if not (a.n == b.n == c.n):
         raise ValueError(
@@ -144,10 +154,10 @@ def verify_batch_secp256k1(pubkeys, msgs, sigs):
                 distinct += 1
             slot[i] = at
         with nogil:
-            for j in prange(distinct, schedule="guided"):
+            for j in prange(distinct, schedule="guided", num_threads=_threads(distinct)):
                 parsed_ok[j] = p.lens[first[j]] == 33 and secp256k1_ec_pubkey_parse(
                     _SECP, &parsed[j], p.ptrs[first[j]], 33)
-            for i in prange(n, schedule="guided"):
+            for i in prange(n, schedule="guided", num_threads=_threads(n)):
                 res[i] = _verify_secp256k1_one(&parsed[slot[i]], parsed_ok[slot[i]],
                                                m.ptrs[i], m.lens[i], s.ptrs[i], s.lens[i])
     finally:
@@ -166,7 +176,7 @@ def verify_batch_ed25519(pubkeys, msgs, sigs):
     cdef bytearray out = bytearray(n)
     cdef unsigned char* res = <unsigned char*>out if n else NULL
     with nogil:
-        for i in prange(n, schedule="guided"):
+        for i in prange(n, schedule="guided", num_threads=_threads(n)):
             res[i] = _verify_ed25519_one(p.ptrs[i], p.lens[i], m.ptrs[i], m.lens[i],
                                          s.ptrs[i], s.lens[i])
     return [bool(x) for x in out]
