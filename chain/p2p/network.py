@@ -34,6 +34,7 @@ from chain.p2p.messages import (
     MAX_MESSAGE_BYTES,
     Message,
     Ping,
+    TxMsg,
     decode_message,
     encode_message,
     is_gossip,
@@ -195,7 +196,7 @@ class Network:
         for peer in list(self._peers.values()):
             if peer.id == except_peer or (digest is not None and digest in peer.known):
                 continue
-            if peer.try_send(payload):
+            if peer.try_send(payload, urgent=not isinstance(msg, TxMsg)):
                 queued += 1
                 if digest is not None:
                     peer.known.add(digest)
@@ -207,7 +208,7 @@ class Network:
         if peer is None:
             return False
         payload = self._encode(msg)
-        if not peer.try_send(payload):
+        if not peer.try_send(payload, urgent=not isinstance(msg, TxMsg)):
             return False
         if is_gossip(msg):
             digest = message_hash(payload)

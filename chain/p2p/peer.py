@@ -1,7 +1,9 @@
 """One established peer connection: its bounded send queue, its writer and reader tasks.
 
 A `Peer` never blocks its callers: `try_send` queues already-encoded bytes or reports that the
-queue is full (the message is dropped for this peer only). The writer sends a Ping when idle
+queue is full (the message is dropped for this peer only). There are two queues of the same
+bound: consensus and block-sync messages (`urgent`) always leave before tx gossip, so a flood of
+txs can delay other txs but never a proposal or a vote. The writer sends a Ping when idle
 and gives up on a peer that does not read a frame within the write timeout; the reader gives up
 on a peer silent past the read timeout and on any protocol violation. Either way the peer ends
 with a `close_reason`, and its tasks end with it: they live in a nursery inside `run`, which
@@ -13,6 +15,7 @@ Decoding and routing of what arrives is the network's: `run` calls the `deliver`
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -47,25 +50,27 @@ class Peer:
         self.dropped = 0
         self.close_reason: str | None = None
         self.misbehaved = False
-        self._send, self._queue = trio.open_memory_channel[bytes](queue_size)
+        self._queue_size = queue_size
+        self._urgent: deque[bytes] = deque()
+        self._bulk: deque[bytes] = deque()
+        self._queued = trio.Event()
         self._scope = trio.CancelScope()
 
     def __repr__(self) -> str:
         return f"<Peer {self.id.hex()} {'out' if self.outbound else 'in'} {self.remote}>"
 
-    def try_send(self, payload: bytes) -> bool:
-        """Queue an encoded message; False (message dropped) if the queue is full or closed."""
+    def try_send(self, payload: bytes, *, urgent: bool = False) -> bool:
+        """Queue an encoded message; False (message dropped) if its queue is full or closed."""
         if self.close_reason is not None:
             return False
-        try:
-            self._send.send_nowait(payload)
-        except trio.WouldBlock:
+        queue = self._urgent if urgent else self._bulk
+        if len(queue) >= self._queue_size:
             self.dropped += 1
             log.debug("send queue of peer %s full: dropped a message (%d so far)",
                       self.id.hex(), self.dropped)
             return False
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
+        queue.append(payload)
+        self._queued.set()
         return True
 
     def close(self, reason: str, *, misbehaved: bool = False) -> None:
@@ -82,7 +87,8 @@ class Peer:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write_loop, ping_interval, write_timeout)
                 nursery.start_soon(self._read_loop, deliver, read_timeout)
-        self._send.close()
+        self._urgent.clear()
+        self._bulk.clear()
         return self.close_reason or "closed"
 
     async def _read_loop(self, deliver: Deliver, read_timeout: float) -> None:
@@ -98,9 +104,18 @@ class Peer:
     async def _write_loop(self, ping_interval: float, write_timeout: float) -> None:
         try:
             while True:
-                payload = _PING
-                with trio.move_on_after(ping_interval):
-                    payload = await self._queue.receive()
+                if not (self._urgent or self._bulk):
+                    # A fresh event, made after seeing both queues empty: any later try_send
+                    # sets it, and a stale one set earlier cannot wake us for nothing.
+                    self._queued = trio.Event()
+                    with trio.move_on_after(ping_interval):
+                        await self._queued.wait()
+                if self._urgent:
+                    payload = self._urgent.popleft()
+                elif self._bulk:
+                    payload = self._bulk.popleft()
+                else:
+                    payload = _PING
                 await self.conn.send_frame(payload, timeout=write_timeout)
         except P2PError as e:
             self.close(e.reason)
