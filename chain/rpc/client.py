@@ -65,8 +65,14 @@ def _rpc_error(status: int, body: bytes) -> RpcError:
     return RpcError(status, detail.code, detail.message, detail.app_code)
 
 
+# Longer than a node's default wait for `commit` broadcasts (30 s), so that the node's own answer
+# ("not included yet") arrives before the client gives up; never unbounded, since a server that
+# stops reading (it answered 413 to an oversized body) would otherwise hang the client.
+DEFAULT_TIMEOUT_S = 60.0
+
+
 class RpcClient:
-    def __init__(self, base_url: str, *, timeout: float | None = None,
+    def __init__(self, base_url: str, *, timeout: float | None = DEFAULT_TIMEOUT_S,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
