@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import re
 
+from chain.node.home import NodeHome
+from chain.types.genesis import load_genesis
 
-def test_devnet_makes_one_developer_key_and_says_what_is_not_built(gonka, tmp_path):
+
+def test_devnet_home_has_one_funded_developer_and_one_validator(gonka, tmp_path):
     home = tmp_path / "devnet"
-    first = gonka("devnet", "--home", str(home))
+    first = gonka("devnet", "--home", str(home), "--init-only")
     assert first.code == 0, first.err
     address = re.search(r"developer account:\s+(gonka1\w+)", first.out).group(1)
-    assert "Not built yet" in first.out and "issue #3" in first.out
+    genesis = load_genesis(NodeHome(home).genesis_file)
+    assert genesis.chain_id == "gonka-devnet" and len(genesis.validators) == 1
+    assert {a.address: a.balance for a in genesis.accounts}[address] > 0
     # Run again: the same account, not a new one.
-    again = gonka("devnet", "--home", str(home))
+    again = gonka("devnet", "--home", str(home), "--init-only")
     assert re.search(r"developer account:\s+(gonka1\w+)", again.out).group(1) == address
     # Its key is stored unencrypted in the devnet home and exports without a passphrase.
     shown = gonka("keys", "show", "developer", "--address", "--home", str(home))

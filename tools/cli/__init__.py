@@ -25,6 +25,7 @@ COMMAND_GROUPS = (
     "tools.cli.keys",
     "tools.cli.chain",
     "tools.cli.genesis",
+    "tools.cli.tx",
     "tools.cli.bench",
     "tools.cli.devnet",
 )

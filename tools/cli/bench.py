@@ -2,6 +2,7 @@
 the same process. They are measurements, not tests: they print and never fail on a figure.
 
     gonka bench native [--signatures N] [--leaves N] [--repeat N]
+    gonka bench chain [--txs N] [--accounts N] [--clients N]
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="runs of each side; the best is reported")
     native.set_defaults(run=_native)
 
+    chain = sub.add_parser(
+        "chain",
+        help="committed transfers per second and broadcast-to-commit latency, 1 and 4 validators",
+        description="Committed bank transfers per second and the broadcast-to-commit latency of "
+        "a 1-validator and a 4-validator network of local node processes.")
+    chain.add_argument("--txs", type=_positive, default=5000, metavar="N")
+    chain.add_argument("--accounts", type=_positive, default=100, metavar="N",
+                       help="sending accounts (spreads the per-sender mempool quota)")
+    chain.add_argument("--clients", type=_positive, default=8, metavar="N",
+                       help="concurrent RPC clients sending the txs")
+    chain.set_defaults(run=_chain)
+
 
 def _positive(text: str) -> int:
     try:
@@ -45,4 +58,11 @@ def _native(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise CliError(f"the native extension is not built ({e}); run scripts/bootstrap.sh") from e
     native.run(signatures=args.signatures, leaves=args.leaves, repeat=args.repeat)
+    return 0
+
+
+def _chain(args: argparse.Namespace) -> int:
+    from tools.bench import chain
+
+    chain.run(txs=args.txs, accounts=args.accounts, clients=args.clients)
     return 0

@@ -8,6 +8,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import sys
 
 from chain.node.home import NodeHome
 from chain.node.setup import SetupError, init_home, node_key, validator_key
@@ -29,6 +32,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                       help="rewrite config and genesis of an initialised home (keys are kept)")
     add_output_option(init)
     init.set_defaults(run=_init)
+
+    start = sub.add_parser("start", help="run the chain node until interrupted",
+                           description="Run the chain node of a home folder until Ctrl-C.")
+    add_home_option(start)
+    start.set_defaults(run=_start)
 
     for name, what, run in (("show-node-id", "the p2p node id", _show_node_id),
                             ("show-validator", "the consensus public key (hex)", _show_validator)):
@@ -54,6 +62,36 @@ def _init(args: argparse.Namespace) -> int:
     else:
         for k, v in info.items():
             print(f"{k + ':':<18}{v}")
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    import trio
+
+    from chain.node.config import ConfigError
+    from chain.node.node import ChainNode
+    from chain.types.codec import DecodeError
+
+    root = home(args)
+    try:
+        node = ChainNode(root)
+    except (SetupError, ConfigError, DecodeError) as e:
+        raise CliError(str(e)) from None
+    logging.basicConfig(level=node.config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.run)
+                print(f"node {node.node_key.id.hex()} running: rpc {node.rpc_url}, "
+                      f"p2p {node.network.listen_address}", flush=True)
+                async for signum in signals:
+                    print(f"stopping on {signal.Signals(signum).name}", file=sys.stderr)
+                    nursery.cancel_scope.cancel()
+                    break
+
+    trio.run(main)
     return 0
 
 
