@@ -7,6 +7,8 @@ keys.
 
 from __future__ import annotations
 
+import functools
+
 import bech32
 
 from chain.crypto.errors import InvalidAddress
@@ -25,8 +27,19 @@ def address_from_bytes(raw: bytes) -> str:
     return bech32.bech32_encode(HRP, data)
 
 
+# Both directions are pure and the same few accounts sign most txs; bech32 in Python costs tens
+# of microseconds per call, and every tx is decoded (and its addresses checked) several times on
+# its way through the mempool, the proposal and the block. Only successes are cached.
+_CACHE_SIZE = 1 << 16
+
+
 def address_from_pubkey(pubkey: bytes) -> str:
     """Address of a 33-byte compressed secp256k1 public key."""
+    return _address_from_pubkey(bytes(pubkey))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _address_from_pubkey(pubkey: bytes) -> str:
     if len(pubkey) != 33 or pubkey[0] not in (2, 3):
         raise InvalidAddress(pubkey.hex(), "not a 33-byte compressed secp256k1 public key")
     return address_from_bytes(hash160(pubkey))
@@ -36,6 +49,11 @@ def address_to_bytes(address: str) -> bytes:
     """The 20-byte account id of `address`; raises InvalidAddress for any non-canonical form."""
     if not isinstance(address, str):
         raise InvalidAddress(address, "an address is a string")
+    return _address_to_bytes(address)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _address_to_bytes(address: str) -> bytes:
     if len(address) != ADDRESS_LENGTH:
         raise InvalidAddress(address, f"expected {ADDRESS_LENGTH} characters, got {len(address)}")
     if address != address.lower():
