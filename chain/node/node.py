@@ -18,8 +18,10 @@ are deciding, we ask it for that block and its commit and hand both to `driver.c
 checks the commit against the validator set before applying the block. This is how a node that
 was down, or new with only the genesis file, catches up.
 
-This module must never decide anything itself: validity is the driver's, the mempool's and the
-app's business; it only moves messages between them and the network.
+This module decides nothing about the chain itself: validity is the driver's, the mempool's and
+the app's business; it moves messages between them and the network, and bans a peer that relays
+a message with a bad signature (a vote or proposal of the current height, or a tx), which an
+honest node never does.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import trio
 
-from chain.app.abci import FinalizeBlockResult
+from chain.app.abci import ERR_SIGNATURE, FinalizeBlockResult
 from chain.app.app import GonkaApp
 from chain.consensus import (
     WAL,
@@ -70,6 +72,7 @@ from chain.rpc.server import serve_rpc
 from chain.store.blocks import BlockStore
 from chain.types.block import Block
 from chain.types.commit import Commit
+from chain.types.vote import verify_proposal, verify_vote
 
 log = logging.getLogger("chain.node")
 
@@ -79,6 +82,8 @@ STATUS_INTERVAL_S = 1.0
 BLOCK_REQUEST_TIMEOUT_S = 3.0
 # Most txs admitted in one mempool call (one signature batch).
 TX_BATCH = 2000
+# How long a peer that sent a badly signed message is refused.
+BAN_S = 60.0
 
 
 class ChainNode:
@@ -123,6 +128,10 @@ class ChainNode:
         for raw, result in zip(raws, results, strict=True):
             if result.admitted:
                 self.network.broadcast(TxMsg(tx=raw), except_peer=source_peer)
+        # Honest nodes check signatures before they gossip a tx, so a peer that sends a badly
+        # signed one is broken or hostile.
+        if source_peer is not None and any(r.code == ERR_SIGNATURE for r in results):
+            self._punish(source_peer, "sent a tx with a bad signature")
         return results
 
     def submit_async(self, raw: bytes) -> bool:
@@ -255,6 +264,9 @@ class ChainNode:
                     except trio.WouldBlock:
                         pass  # gossip is best effort; the sender's node still holds the tx
                 case Received(peer_id=peer, msg=ProposalMsg() | VoteMsg() as msg):
+                    if not self._signature_ok(msg):
+                        self._punish(peer, f"sent a {type(msg).__name__} with a bad signature")
+                        continue
                     await self._consensus_send.send((peer, msg))
                     self.network.broadcast(msg, except_peer=peer)
                 case Received(peer_id=peer, msg=StatusMsg(height=height)):
@@ -266,6 +278,30 @@ class ChainNode:
                     await self._consensus_send.send((peer, msg))
                 case Received(peer_id=peer, msg=NoBlockResponse(height=height)):
                     self._requested.pop(height, None)
+
+    def _signature_ok(self, msg: ProposalMsg | VoteMsg) -> bool:
+        """False only for a message of the height being decided whose signer is not a validator
+        or whose signature does not verify; other heights are the core's to judge (their
+        validator sets may differ from ours)."""
+        chain = self.driver.core.chain
+        if isinstance(msg, VoteMsg):
+            signer, height = msg.vote.validator, msg.vote.height
+        else:
+            signer, height = msg.proposal.proposer, msg.proposal.height
+        if height != chain.height:
+            return True
+        found = chain.validators.by_id(signer)
+        if found is None:
+            return False
+        pubkey = found[1].pubkey
+        if isinstance(msg, VoteMsg):
+            return verify_vote(chain.chain_id, msg.vote, pubkey)
+        return verify_proposal(chain.chain_id, msg.proposal, pubkey)
+
+    def _punish(self, peer: bytes, reason: str) -> None:
+        """A peer that relays what no honest node would is disconnected and kept away a while."""
+        log.warning("banning peer %s for %d s: it %s", peer.hex(), BAN_S, reason)
+        self.network.ban(peer, reason, BAN_S)
 
     def _status(self) -> StatusMsg:
         return StatusMsg(height=self.store.height(), base_height=self.store.base_height())

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from chain.app.abci import ERR_CHAIN_ID, ERR_DECODE, ERR_DUPLICATE, ERR_SIGNATURE, ERR_TIMEOUT
+from chain.crypto import ed25519
 from chain.crypto.secp256k1 import PrivateKey
 from chain.node.config import NodeConfig, P2PConfig, RpcConfig
 from chain.node.node import ChainNode
@@ -19,10 +20,13 @@ from chain.node.setup import (
     validator_key,
     write_genesis,
 )
+from chain.p2p import NetworkConfig, PeerAddress, TxMsg, VoteMsg
+from chain.p2p.network import open_network
 from chain.rpc.client import RpcClient, RpcError
 from chain.types.codec import encode
 from chain.types.msgs import MsgSend
 from chain.types.tx import Tx, TxBody, sign_tx
+from chain.types.vote import Vote, VoteType
 from testermint_py.cluster import TEST_CONSENSUS
 
 ALICE = PrivateKey(bytes([7]) * 32)
@@ -126,3 +130,32 @@ async def test_a_malformed_p2p_frame_is_dropped_and_the_node_keeps_going(node):
     async with RpcClient(node.rpc_url) as rpc:
         h = (await rpc.status()).latest_height
     await node.wait_for_height(h + 2)
+
+
+async def test_a_peer_relaying_a_forged_vote_or_tx_is_banned(node, tmp_path):
+    host, port = node.network.listen_address
+    target = PeerAddress(id=node.node_key.id, host="127.0.0.1", port=port)
+    validator = node.validator_key
+    for forged in ("vote", "tx"):
+        # Given a peer of the same chain that proves its own key,
+        config = NetworkConfig(listen_host="127.0.0.1", listen_port=0, persistent_peers=(target,),
+                               dial_backoff_initial_s=0.05, dial_backoff_max_s=0.1)
+        async with open_network(ed25519.PrivateKey.generate(), chain_id=node.genesis.chain_id,
+                                genesis_hash=node.genesis.hash, config=config) as attacker:
+            with trio.fail_after(30):
+                await attacker.wait_connected(node.node_key.id)
+            # when it relays a vote of the current height under the validator's name with a
+            # made-up signature (or a tx whose signature is not its signer's),
+            if forged == "vote":
+                vote = Vote(type=VoteType.PREVOTE, height=node.driver.height, round=0,
+                            block_id=None, time_ns=1, validator=validator.id, validator_index=0,
+                            signature=bytes(64))
+                attacker.broadcast(VoteMsg(vote=vote))
+            else:
+                tx = msgspec.msgpack.decode(_send_tx(5, height=node.driver.height), type=Tx)
+                attacker.broadcast(TxMsg(tx=encode(msgspec.structs.replace(
+                    tx, signature=bytes(64)))))
+            # then the node hangs up on it and keeps committing.
+            with trio.fail_after(30):
+                await attacker.wait_disconnected(node.node_key.id)
+        await node.wait_for_height(node.store.height() + 1)
