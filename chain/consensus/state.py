@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import msgspec
 
+from chain.app.errors import AppHashMismatch
 from chain.consensus.blocks import (
     BlockRejected,
     block_id_of,
@@ -354,8 +355,15 @@ class ConsensusState:
         block_id = block_id_of(ev.block)
         try:
             verify_commit(self.chain_id, self.chain.validators, self.height, block_id, ev.commit)
+        except InvalidCommit:
+            return
+        if ev.block.header.app_hash != self.chain.app_hash:
+            # More than 2/3 of the power committed a block built on another state than ours:
+            # this node's state diverged. Going on would only stall it silently; stop loudly.
+            raise AppHashMismatch(self.height - 1, self.chain.app_hash, ev.block.header.app_hash)
+        try:
             validate_block(self.chain, self.params, ev.block)
-        except (InvalidCommit, BlockRejected):
+        except BlockRejected:
             return
         self._decide(ev.block, block_id, ev.commit)
 

@@ -101,3 +101,32 @@ async def test_four_validators_survive_one_halt_at_two_resume_and_resync(cluster
     expected = (start_balance - 15_000, start_balance + 15_000, 2 * start_balance)
     for i in range(4):
         assert await _balances(cluster, i) == expected
+
+
+async def test_a_node_whose_state_diverged_stops_naming_the_height(cluster):
+    import sqlite3
+
+    import msgspec
+
+    cluster.start_all()
+    await cluster.wait_all(2)
+    # Given node 3 whose state was edited behind the chain's back (account 0 left with 1 ngonka),
+    cluster.stop(3)
+    db = sqlite3.connect(cluster.nodes[3].home.state_db)
+    key = b"bank/balance/" + cluster.accounts[0].address.encode()
+    with db:
+        db.execute("UPDATE kv SET value = ? WHERE key = ?", (msgspec.msgpack.encode(1), key))
+    db.close()
+    cluster.start(3)
+    await cluster.wait_height(3, await cluster.max_height(range(3)))
+    # when a transfer from that account commits on the honest three,
+    landed = await _transfer(cluster, 0, 1_000)
+    # then node 3 computes another app hash and stops with a message naming the height,
+    with trio.fail_after(60):
+        while cluster.nodes[3].running:
+            await trio.sleep(0.2)
+    log = cluster.log_tail(3, 5)
+    assert cluster.nodes[3].process.returncode == 1, log
+    assert f"app hash mismatch at height {landed}" in log, log
+    # while the other three go on.
+    await cluster.wait_all(landed + 2, [0, 1, 2])

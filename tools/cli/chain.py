@@ -68,6 +68,8 @@ def _init(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     import trio
 
+    from chain.app.errors import ChainHalt
+    from chain.consensus.driver import HandshakeError
     from chain.node.config import ConfigError
     from chain.node.node import ChainNode
     from chain.types.codec import DecodeError
@@ -91,8 +93,27 @@ def _start(args: argparse.Namespace) -> int:
                     nursery.cancel_scope.cancel()
                     break
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        # A node that must not go on (its state diverged from the chain's, or its stores cannot
+        # be reconciled) stops with one clear message naming the height, not a traceback.
+        halt = _first(group, (ChainHalt, HandshakeError))
+        if halt is None:
+            raise
+        raise CliError(f"node stopped: {halt}") from None
+    except (ChainHalt, HandshakeError) as halt:
+        raise CliError(f"node stopped: {halt}") from None
     return 0
+
+
+def _first(group: BaseExceptionGroup, types: tuple[type, ...]) -> BaseException | None:
+    for e in group.exceptions:
+        if isinstance(e, types):
+            return e
+        if isinstance(e, BaseExceptionGroup) and (inner := _first(e, types)) is not None:
+            return inner
+    return None
 
 
 def _show_node_id(args: argparse.Namespace) -> int:
