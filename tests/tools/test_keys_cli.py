@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -327,13 +325,6 @@ def test_version_and_usage_errors(gonka):
 
 
 # -- the installed command
-
-
-def gonka_command() -> list[str]:
-    script = shutil.which("gonka") or shutil.which("gonka", path=str(Path(sys.executable).parent))
-    if script:
-        return [script]
-    return [sys.executable, "-c", "from tools.cli import main; raise SystemExit(main())"]
 
 
 def test_console_script_round_trips_the_known_mnemonic(gonka_env):
