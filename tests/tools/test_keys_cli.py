@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chain.crypto.secp256k1 import PrivateKey
+from testermint_py.cluster import gonka_command
 
 ABANDON = " ".join(["abandon"] * 11 + ["about"])
 ABANDON_GONKA = "gonka19rl4cm2hmr8afy4kldpxz3fka4jguq0av42rch"
