@@ -195,7 +195,9 @@ class ChainNode:
 
     async def _consensus_loop(self, inbox: trio.MemoryReceiveChannel, ticker: TimeoutTicker
                               ) -> None:
-        async for item in inbox:
+        held = None  # an item taken from the inbox while batching votes, handled next
+        while True:
+            item, held = (held, None) if held is not None else (await inbox.receive(), None)
             now = time.time_ns()
             match item:
                 case TimeoutFired():
@@ -213,7 +215,7 @@ class ChainNode:
                         if isinstance(nxt, tuple) and isinstance(nxt[1], VoteMsg):
                             votes.append(nxt[1].vote)
                         else:
-                            self._consensus_send.send_nowait(nxt)  # keep it for later
+                            held = nxt
                             break
                     effects = self.driver.handle(VotesReceived(tuple(votes), now))
                 case (_, BlockResponse(block=block, commit=commit)):
