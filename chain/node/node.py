@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from pathlib import Path
 
 import trio
@@ -84,6 +85,9 @@ BLOCK_REQUEST_TIMEOUT_S = 3.0
 TX_BATCH = 2000
 # How long a peer that sent a badly signed message is refused.
 BAN_S = 60.0
+# Proposals and votes of up to this many heights ahead are kept until their height begins.
+FUTURE_HEIGHTS = 2
+MAX_HELD_PER_HEIGHT = 10_000
 
 
 class ChainNode:
@@ -103,6 +107,7 @@ class ChainNode:
         self._height_changed = trio.Event()
         self._peer_heights: dict[bytes, int] = {}
         self._requested: dict[int, float] = {}
+        self._future: dict[int, list[tuple]] = {}
         self._consensus_send: trio.MemorySendChannel | None = None
         self._tx_send: trio.MemorySendChannel | None = None
 
@@ -195,28 +200,36 @@ class ChainNode:
 
     async def _consensus_loop(self, inbox: trio.MemoryReceiveChannel, ticker: TimeoutTicker
                               ) -> None:
-        held = None  # an item taken from the inbox while batching votes, handled next
+        # Items to handle before reading the inbox again: one taken while batching votes, and
+        # messages of a height that has just begun, held back while it was still in the future.
+        pending: deque = deque()
         while True:
-            item, held = (held, None) if held is not None else (await inbox.receive(), None)
+            item = pending.popleft() if pending else await inbox.receive()
             now = time.time_ns()
             match item:
                 case TimeoutFired():
                     effects = self.driver.handle(item)
                 case (_, ProposalMsg(proposal=proposal, block=block)):
+                    if self._hold_if_future(proposal.height, item):
+                        continue
                     effects = self.driver.handle(ProposalReceived(proposal, block, now))
                 case (_, VoteMsg()):
                     # Batch the votes waiting behind this one: one signature check per batch.
-                    votes = [item[1].vote]
-                    while len(votes) < 1000:
+                    votes = []
+                    while True:
+                        if not self._hold_if_future(item[1].vote.height, item):
+                            votes.append(item[1].vote)
+                        if len(votes) >= 1000:
+                            break
                         try:
-                            nxt = inbox.receive_nowait()
+                            item = pending.popleft() if pending else inbox.receive_nowait()
                         except trio.WouldBlock:
                             break
-                        if isinstance(nxt, tuple) and isinstance(nxt[1], VoteMsg):
-                            votes.append(nxt[1].vote)
-                        else:
-                            held = nxt
+                        if not (isinstance(item, tuple) and isinstance(item[1], VoteMsg)):
+                            pending.appendleft(item)
                             break
+                    if not votes:
+                        continue
                     effects = self.driver.handle(VotesReceived(tuple(votes), now))
                 case (_, BlockResponse(block=block, commit=commit)):
                     self._requested.pop(block.header.height, None)
@@ -226,6 +239,21 @@ class ChainNode:
                 case _:
                     continue
             self._carry_out(effects, ticker)
+            # A commit may have started a height whose messages arrived early: hand them over.
+            pending.extend(self._future.pop(self.driver.height, ()))
+            for stale in [h for h in self._future if h < self.driver.height]:
+                del self._future[stale]
+
+    def _hold_if_future(self, height: int, item: tuple) -> bool:
+        """Keep a proposal or vote of a coming height (the core only takes its current one);
+        gossip reaches a node once, so a message dropped now would never come back."""
+        if height <= self.driver.height:
+            return False
+        if height <= self.driver.height + FUTURE_HEIGHTS:
+            held = self._future.setdefault(height, [])
+            if len(held) < MAX_HELD_PER_HEIGHT:
+                held.append(item)
+        return True
 
     def _carry_out(self, effects: list[Effect], ticker: TimeoutTicker) -> None:
         for effect in effects:
