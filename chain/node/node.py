@@ -41,6 +41,7 @@ from chain.consensus import (
     BroadcastVote,
     ConsensusDriver,
     Effect,
+    EvidenceReceived,
     ProposalReceived,
     RecordEvidence,
     ScheduleTimeout,
@@ -58,6 +59,7 @@ from chain.node.view import ChainNodeView
 from chain.p2p import (
     BlockRequest,
     BlockResponse,
+    EvidenceMsg,
     Network,
     NetworkConfig,
     NoBlockResponse,
@@ -231,6 +233,8 @@ class ChainNode:
                     if not votes:
                         continue
                     effects = self.driver.handle(VotesReceived(tuple(votes), now))
+                case (_, EvidenceMsg(evidence=evidence)):
+                    effects = self.driver.handle(EvidenceReceived(evidence=evidence, now_ns=now))
                 case (_, BlockResponse(block=block, commit=commit)):
                     self._requested.pop(block.header.height, None)
                     if block.header.height != self.driver.height:
@@ -265,9 +269,11 @@ class ChainNode:
                 case BroadcastVote(vote=vote):
                     self.network.broadcast(VoteMsg(vote=vote))
                 case RecordEvidence(evidence=evidence):
-                    # The core keeps it for the next block it proposes; p2p has no evidence
-                    # message yet, so other proposers learn of it only from their own votes.
-                    log.warning("double signing detected: %s", evidence)
+                    # The core keeps it for the blocks it proposes; peers get it so that
+                    # whoever proposes next puts it on chain.
+                    log.warning("double signing by validator %s at height %d",
+                                evidence.validator.hex(), evidence.height)
+                    self.network.broadcast(EvidenceMsg(evidence=evidence))
 
     def _on_commit(self, block: Block, commit: Commit, results: FinalizeBlockResult) -> None:
         height = block.header.height
@@ -304,8 +310,12 @@ class ChainNode:
                     self._request_blocks()
                 case Received(peer_id=peer, msg=BlockRequest(height=height)):
                     self.network.send(peer, self._block_response(height))
-                case Received(peer_id=peer, msg=BlockResponse() as msg):
+                case Received(peer_id=peer, msg=BlockResponse() | EvidenceMsg() as msg):
+                    # Evidence is checked by the core (both signatures, a known validator);
+                    # relaying it is safe either way, since p2p de-duplicates it.
                     await self._consensus_send.send((peer, msg))
+                    if isinstance(msg, EvidenceMsg):
+                        self.network.broadcast(msg, except_peer=peer)
                 case Received(peer_id=peer, msg=NoBlockResponse(height=height)):
                     self._requested.pop(height, None)
 

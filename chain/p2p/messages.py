@@ -23,6 +23,7 @@ from chain.types.block import MAX_BLOCK_BYTES, Block, RawTx
 from chain.types.codec import DecodeError, decode, encode
 from chain.types.commit import MAX_COMMIT_BYTES, Commit
 from chain.types.common import MAX_INT64, Height
+from chain.types.evidence import DuplicateVoteEvidence
 from chain.types.vote import Proposal, Vote
 
 # The largest message is a BlockResponse: a full block, its commit and a little framing.
@@ -46,6 +47,12 @@ class ProposalMsg(msgspec.Struct, tag="p2p/Proposal", **_TAGGED):
 
 class VoteMsg(msgspec.Struct, tag="p2p/Vote", **_TAGGED):
     vote: Vote
+
+
+class EvidenceMsg(msgspec.Struct, tag="p2p/Evidence", **_TAGGED):
+    """Proof that a validator double-signed, gossiped so that any proposer can put it on chain."""
+
+    evidence: DuplicateVoteEvidence
 
 
 class StatusMsg(msgspec.Struct, tag="p2p/Status", **_TAGGED):
@@ -79,10 +86,11 @@ class Ping(msgspec.Struct, tag="p2p/Ping", **_TAGGED):
 
 
 Message = Union[  # noqa: UP007 - a runtime union object msgspec can decode into
-    TxMsg, ProposalMsg, VoteMsg, StatusMsg, BlockRequest, BlockResponse, NoBlockResponse, Ping
+    TxMsg, ProposalMsg, VoteMsg, EvidenceMsg, StatusMsg, BlockRequest, BlockResponse,
+    NoBlockResponse, Ping
 ]
 # Messages relayed peer to peer, and therefore de-duplicated by hash.
-GOSSIP_TYPES = (TxMsg, ProposalMsg, VoteMsg)
+GOSSIP_TYPES = (TxMsg, ProposalMsg, VoteMsg, EvidenceMsg)
 
 
 def encode_message(msg: Message) -> bytes:

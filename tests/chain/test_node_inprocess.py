@@ -20,13 +20,15 @@ from chain.node.setup import (
     validator_key,
     write_genesis,
 )
-from chain.p2p import NetworkConfig, PeerAddress, TxMsg, VoteMsg
+from chain.p2p import EvidenceMsg, NetworkConfig, PeerAddress, TxMsg, VoteMsg
 from chain.p2p.network import open_network
 from chain.rpc.client import RpcClient, RpcError
+from chain.types.block_id import BlockID, PartSetHeader
 from chain.types.codec import encode
+from chain.types.evidence import duplicate_vote_evidence
 from chain.types.msgs import MsgSend
 from chain.types.tx import Tx, TxBody, sign_tx
-from chain.types.vote import Vote, VoteType
+from chain.types.vote import Vote, VoteType, sign_vote
 from testermint_py.cluster import TEST_CONSENSUS
 
 ALICE = PrivateKey(bytes([7]) * 32)
@@ -159,3 +161,36 @@ async def test_a_peer_relaying_a_forged_vote_or_tx_is_banned(node, tmp_path):
             with trio.fail_after(30):
                 await attacker.wait_disconnected(node.node_key.id)
         await node.wait_for_height(node.store.height() + 1)
+
+
+async def test_double_sign_evidence_from_a_peer_is_recorded_in_a_block(node):
+    await node.wait_for_height(2)
+    height = node.store.height()
+    key = node.validator_key
+    # Given two prevotes the validator signed for two different blocks at one height and round,
+    votes = [sign_vote(node.genesis.chain_id, Vote(
+        type=VoteType.PREVOTE, height=height, round=0,
+        block_id=BlockID(hash=bytes([i]) * 32, parts=PartSetHeader(total=1, root=bytes(32))),
+        time_ns=1, validator=key.id, validator_index=0, signature=bytes(64)), key)
+        for i in (1, 2)]
+    evidence = duplicate_vote_evidence(*votes)
+    # when a peer gossips the proof,
+    host, port = node.network.listen_address
+    config = NetworkConfig(listen_host="127.0.0.1", listen_port=0,
+                           persistent_peers=(PeerAddress(id=node.node_key.id, host="127.0.0.1",
+                                                         port=port),),
+                           dial_backoff_initial_s=0.05, dial_backoff_max_s=0.1)
+    async with open_network(ed25519.PrivateKey.generate(), chain_id=node.genesis.chain_id,
+                            genesis_hash=node.genesis.hash, config=config) as peer:
+        with trio.fail_after(30):
+            await peer.wait_connected(node.node_key.id)
+        peer.broadcast(EvidenceMsg(evidence=evidence))
+        # then a following block carries it, on chain for good.
+        with trio.fail_after(30):
+            h = height + 1
+            while True:
+                await node.wait_for_height(h)
+                if node.store.load_block(h).evidence:
+                    break
+                h += 1
+    assert node.store.load_block(h).evidence == (evidence,)
