@@ -52,7 +52,7 @@ from chain.consensus import (
 )
 from chain.crypto import ed25519
 from chain.mempool import AddResult, Mempool
-from chain.node.config import NodeConfig, load_config, split_host_port
+from chain.node.config import ConfigError, NodeConfig, load_config, split_host_port
 from chain.node.home import NodeHome
 from chain.node.setup import node_key, read_genesis, validator_key
 from chain.node.view import ChainNodeView
@@ -100,6 +100,10 @@ class ChainNode:
         self.genesis.validate()
         self.node_key: ed25519.PrivateKey = node_key(self.home)
         self.validator_key: ed25519.PrivateKey | None = validator_key(self.home)
+        try:  # peers and ports are checked now, so that a bad config never half-starts a node
+            self._network_config = self._p2p_config()
+        except ValueError as e:
+            raise ConfigError(self.home.config_file, str(e)) from None
         self.app: GonkaApp | None = None
         self.store: BlockStore | None = None
         self.mempool: Mempool | None = None
@@ -169,7 +173,8 @@ class ChainNode:
             ticker = TimeoutTicker(consensus_send)
             async with trio.open_nursery() as nursery:
                 self.network = Network(self.node_key, chain_id=self.genesis.chain_id,
-                                       genesis_hash=self.genesis.hash, config=self._p2p_config())
+                                       genesis_hash=self.genesis.hash,
+                                       config=self._network_config)
                 await nursery.start(self.network.run)
                 await nursery.start(ticker.run)
                 self._carry_out(self.driver.start(time.time_ns()), ticker)

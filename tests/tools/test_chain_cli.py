@@ -84,3 +84,20 @@ def test_a_corrupt_genesis_is_named_in_the_error(gonka, tmp_path):
     (root / "config" / "genesis.json").write_text('{"chain_id": 5}')
     err = gonka("genesis", "validate", "--home", str(root)).error
     assert "cannot decode Genesis" in err and "chain_id" in err
+
+
+def test_start_refuses_a_bad_config_with_one_line_naming_the_file(gonka, tmp_path):
+    root = tmp_path / "n"
+    assert gonka("chain", "init", "--home", str(root), "--chain-id", "c").code == 0
+    # No validator yet: the genesis cannot start a chain.
+    assert "at least one validator is needed" in gonka("chain", "start", "--home", str(root)).error
+    assert gonka("genesis", "add-validator", "--power", "1", "--operator", ALICE,
+                 "--home", str(root)).code == 0
+    config = root / "config" / "config.toml"
+    text = config.read_text()
+    config.write_text(text.replace("persistent_peers = []", 'persistent_peers = ["nothex@h:1"]'))
+    err = gonka("chain", "start", "--home", str(root)).error
+    assert str(config) in err and "invalid peer address 'nothex@h:1'" in err
+    config.write_text(text.replace('listen = "127.0.0.1:26657"', 'listen = "nowhere"'))
+    err = gonka("chain", "start", "--home", str(root)).error
+    assert "rpc.listen: expected host:port, got 'nowhere'" in err
