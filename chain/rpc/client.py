@@ -41,7 +41,7 @@ from chain.rpc.schema import (
     StatusView,
     TxView,
 )
-from chain.types.codec import to_json
+from chain.types.codec import MAX_TX_BYTES, to_json
 
 T = TypeVar("T")
 
@@ -116,7 +116,11 @@ class RpcClient:
         return await self._request("GET", f"/txs/{h}", TxView, none_on_404=True)
 
     async def broadcast(self, raw: bytes, mode: BroadcastMode = "sync") -> BroadcastView:
-        """Send a signed tx. A refused tx is a result with `code` != 0, not an exception."""
+        """Send a signed tx. A refused tx is a result with `code` != 0, not an exception; a tx
+        larger than any node accepts is refused here (RpcError 413) without being sent."""
+        if len(raw) > MAX_TX_BYTES:
+            raise RpcError(413, "too_large",
+                           f"a tx is at most {MAX_TX_BYTES} bytes, this one has {len(raw)}")
         body = to_json({"tx": raw, "mode": mode})
         return await self._request("POST", "/txs", BroadcastView, body=body)
 

@@ -114,7 +114,11 @@ async def test_bad_txs_are_refused_with_their_reason_and_change_nothing(node):
         assert first.code == 0
         again = await rpc.broadcast(good, "sync")
         assert again.code == ERR_DUPLICATE
-        # An oversized body is refused from its Content-Length, before the node reads it.
+        # The client refuses to send a tx no node would take,
+        with pytest.raises(RpcError) as too_big:
+            await rpc.broadcast(b"\x00" * (2 << 20), "sync")
+        assert too_big.value.status == 413
+        # and the node refuses an oversized body from its Content-Length, before reading it.
         assert await _post_status(node.rpc_url, "/txs", declared_length=64 << 20) == 413
         # Nothing but the one good transfer moved coins, and the chain goes on.
         assert (await rpc.query("bank/balance", address=BOB.address))["amount"] == 10
