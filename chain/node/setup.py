@@ -9,7 +9,6 @@ that one file is copied to every home. Nothing here starts a process or touches 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import msgspec
 from chain.crypto import ed25519
 from chain.crypto.errors import KeyExists
 from chain.crypto.node_key import load_node_key, save_node_key
-from chain.crypto.private_files import ensure_private_dir
+from chain.crypto.private_files import ensure_private_dir, write_private_file
 from chain.node.config import NodeConfig, render_config
 from chain.node.home import NodeHome
 from chain.types.codec import from_json
@@ -130,14 +129,7 @@ def _check(genesis: Genesis) -> None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Config and genesis are public: the key files' atomic write (temp file, fsync, rename,
+    fsync of the folder), then opened up to 0644."""
+    write_private_file(path, data)
+    os.chmod(path, 0o644)

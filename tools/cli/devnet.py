@@ -61,10 +61,9 @@ def prepare_home(root: Path) -> NodeHome:
     init_home(root, CHAIN_ID, moniker="devnet",
               config=NodeConfig(moniker="devnet", p2p=P2PConfig(listen="127.0.0.1:26656")))
     store = Keystore(root)
-    developer = store.show(DEVELOPER) if store.exists(DEVELOPER) else \
-        store.add_new(DEVELOPER, passphrase=None)[0]
-    operator = store.show(OPERATOR) if store.exists(OPERATOR) else \
-        store.add_new(OPERATOR, passphrase=None)[0]
+    developer, operator = (
+        store.show(name) if store.exists(name) else store.add_new(name, passphrase=None)[0]
+        for name in (DEVELOPER, OPERATOR))
     add_account(home, developer.address, DEVELOPER_FUNDS)
     add_validator(home, name="devnet", pubkey=validator_key(home).public_key, power=100,
                   operator=operator.address)
