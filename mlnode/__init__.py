@@ -1,1 +1,1 @@
-"""TODO"""
+"""The ML node: PoC generation and validation, inference through vLLM and its replay."""

@@ -50,6 +50,6 @@ if [[ ! -f "$stamp_file" || "$(cat "$stamp_file")" != "$stamp" || ! -x "$VENV/bi
   (cd "$ROOT" && pip install "${build_requires[@]}")
   # Absolute path to cython, so that rebuilds on import work without the venv on PATH.
   rm -rf "$ROOT/build"
-  (cd "$ROOT" && CYTHON="$VENV/bin/cython" pip install --no-build-isolation -e ".[test]")
+  (cd "$ROOT" && CYTHON="$VENV/bin/cython" pip install --no-build-isolation -e ".[mlnode,test]")
   echo "$stamp" > "$stamp_file"
 fi

@@ -1,0 +1,1 @@
+"""Proof of Work 2.0: the PoC function (SPEC.md), its CPU reference and the fraud test."""
