@@ -24,6 +24,7 @@ PubKeyHex = Annotated[str, Meta(pattern=r"^0[23][0-9a-f]{64}$")]
 Distance = Annotated[float, Meta(ge=0.0)]
 # The network's default: P(valid) is about 0.05 for an isotropic output of ~8192 dimensions.
 DEFAULT_R_TARGET = 1.4013564660458173
+DEFAULT_DIST_TOLERANCE = 1e-4
 # One-sided binomial fraud test (SPEC.md section 7): honest mismatch rate and p-value threshold.
 DEFAULT_MISMATCH_RATE = 5e-4
 DEFAULT_FRAUD_THRESHOLD = 1e-7
@@ -42,14 +43,18 @@ class PocParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rope_theta: Annotated[float, Meta(gt=0.0)] = 10000.0
     norm_eps: Annotated[float, Meta(gt=0.0, lt=1.0)] = 1e-5
     r_target: Annotated[float, Meta(gt=0.0, le=2.0)] = DEFAULT_R_TARGET
+    # A validator counts a nonce as failed only when its recomputed distance exceeds
+    # r_target + dist_tolerance: conforming implementations differ by ~5e-5 (SPEC.md section 7).
+    dist_tolerance: Annotated[float, Meta(ge=0.0, le=0.1)] = DEFAULT_DIST_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not a multiple of n_heads {self.n_heads}")
         if (self.dim // self.n_heads) % 2:
             raise ValueError(f"head_dim {self.dim // self.n_heads} must be even (RoPE pairs)")
-        if not (math.isfinite(self.rope_theta) and math.isfinite(self.r_target)):
-            raise ValueError("rope_theta and r_target must be finite")
+        if not all(math.isfinite(v) for v in (self.rope_theta, self.r_target,
+                                                 self.dist_tolerance)):
+            raise ValueError("rope_theta, r_target and dist_tolerance must be finite")
 
     @property
     def head_dim(self) -> int:
@@ -70,7 +75,8 @@ class PocParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 # Parameter sets. TEST is for unit tests and the committed vectors (fast in Triton's interpreter);
 # SMALL is the CPU benchmark and devnet set (FFN-heavy like MAINNET); MAINNET is the GPU set.
-TEST_PARAMS = PocParams(dim=64, n_layers=2, n_heads=2, ffn_dim=256, vocab=512, seq_len=8)
+TEST_PARAMS = PocParams(dim=64, n_layers=2, n_heads=2, ffn_dim=256, vocab=512, seq_len=8,
+                        dist_tolerance=5e-4)
 SMALL_PARAMS = PocParams(dim=256, n_layers=4, n_heads=8, ffn_dim=8192, vocab=8196, seq_len=32)
 MAINNET_PARAMS = PocParams(dim=1792, n_layers=64, n_heads=28, ffn_dim=49152, vocab=8196,
                            seq_len=256)
@@ -114,3 +120,32 @@ class ValidatedBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     n_duplicates: int
     probability_honest: float
     fraud_detected: bool
+
+
+# A callback base URL; the ML node appends "/generated" or "/validated".
+CallbackUrl = Annotated[str, Meta(pattern=r"^https?://\S+$", max_length=2048)]
+
+
+class PowInitRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """API node -> ML node: the PoC session to run (POST /api/v1/pow/init/generate|validate).
+
+    The model is selected by (params, block_hash); the inputs by public_key. This node tries the
+    nonces node_id, node_id + node_count, ... (`mlnode.pow.nonces`), POSTs the valid ones to
+    `{url}/generated` and validation verdicts to `{url}/validated` (no callbacks without `url`).
+    `batch_size` overrides the ML node's own choice (from free memory).
+    """
+
+    block_hash: BlockHashHex
+    block_height: Annotated[int, Meta(ge=0)]
+    public_key: PubKeyHex
+    node_id: Annotated[int, Meta(ge=0)]
+    node_count: Annotated[int, Meta(ge=1, le=1 << 20)]
+    params: PocParams
+    url: CallbackUrl | None = None
+    fraud_threshold: Annotated[float, Meta(gt=0.0, le=1.0)] = DEFAULT_FRAUD_THRESHOLD
+    mismatch_rate: Annotated[float, Meta(ge=0.0, lt=1.0)] = DEFAULT_MISMATCH_RATE
+    batch_size: Annotated[int, Meta(ge=1, le=MAX_BATCH_NONCES)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.node_id >= self.node_count:
+            raise ValueError(f"node_id {self.node_id} must be below node_count {self.node_count}")

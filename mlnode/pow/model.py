@@ -9,8 +9,11 @@ are compared with. Pure: no I/O, no clock, no randomness except the Philox strea
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -57,7 +60,8 @@ def make_tensor(block_hash: bytes, name: str, shape: tuple[int, ...]) -> torch.T
 
 def make_target(block_hash: bytes, vocab: int) -> np.ndarray:
     """The target unit vector, float64 (SPEC.md 4.3)."""
-    g = rng.uniform(rng.tensor_u32(rng.tensor_stream(block_hash, "target"), vocab)).astype(np.float64)
+    words = rng.tensor_u32(rng.tensor_stream(block_hash, "target"), vocab)
+    g = rng.uniform(words).astype(np.float64)
     return g / np.linalg.norm(g)
 
 
@@ -135,6 +139,13 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return (x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps) * weight).to(BF16)
 
 
+def add_rms_norm(h: torch.Tensor, delta: torch.Tensor, weight: torch.Tensor,
+                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Residual step: h + float32(delta) (float32), and its RMSNorm (bfloat16)."""
+    h = h + delta.float()
+    return h, rms_norm(h, weight, eps)
+
+
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate interleaved (even, odd) pairs of bfloat16 x [B, s, H, hd] in float32 -> bfloat16."""
     x = x.float().unflatten(-1, (-1, 2))
@@ -157,36 +168,66 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -
         mask = torch.ones(s, s, dtype=torch.bool).triu(1)
         scores = scores.masked_fill(mask, float("-inf"))
     probs = torch.softmax(scores, dim=-1).to(BF16)
-    out = probs @ v                                        # bfloat16, float32 accumulation
+    out = (probs.float() @ v.float()).to(BF16)             # float32 accumulation, one rounding
     return out.transpose(1, 2).flatten(2)
 
 
-def forward(w: PocWeights, x: torch.Tensor) -> torch.Tensor:
+def swiglu(gu: torch.Tensor) -> torch.Tensor:
+    """bfloat16 [.., 2f] holding (w1 x, w3 x) -> bfloat16 silu(w1 x) * w3 x, in float32."""
+    f = gu.shape[-1] // 2
+    return (torch.nn.functional.silu(gu[..., :f].float()) * gu[..., f:].float()).to(BF16)
+
+
+class Ops(NamedTuple):
+    """The elementwise and attention steps of the forward pass; matrix products stay eager."""
+
+    rms_norm: Callable
+    add_rms_norm: Callable
+    rope: Callable
+    attention: Callable
+    swiglu: Callable
+
+
+EAGER = Ops(rms_norm, add_rms_norm, rope, attention, swiglu)
+
+
+@functools.cache
+def compiled_ops() -> Ops:
+    """The same steps fused by torch.compile (Inductor's vectorised C++ on CPU).
+
+    Each step is compiled alone, so its rounding points are the eager ones; only transcendental
+    functions (exp, rsqrt) may differ in the last float32 bit, which flips a bfloat16 rounding
+    once in ~1e5 elements (measured by `gonka bench poc`). The products stay eager: torch's bf16
+    GEMM already runs near the machine's matmul rate.
+    """
+    def c(fn: Callable) -> Callable:
+        return torch.compile(fn, dynamic=False)
+    return Ops(c(rms_norm), c(add_rms_norm), c(rope), c(attention), c(swiglu))
+
+
+def forward(w: PocWeights, x: torch.Tensor, ops: Ops = EAGER) -> torch.Tensor:
     """bfloat16 inputs [B, s, d] -> float32 logits of the last position [B, V] (SPEC.md 5)."""
     p = w.params
     B, s, d = x.shape
     H, hd = p.n_heads, p.head_dim
     h = x.float()
+    a = ops.rms_norm(h, w.layers[0].attention_norm, p.norm_eps)
     for i, layer in enumerate(w.layers):
         last = i == len(w.layers) - 1
-        a = rms_norm(h, layer.attention_norm, p.norm_eps)
         qkv = (a @ layer.wqkv.T).view(B, s, 3, H, hd)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        k = rope(k, w.cos, w.sin)
+        k = ops.rope(k, w.cos, w.sin)
         if last:
-            q = rope(q[:, -1:], w.cos[-1:], w.sin[-1:])
+            q = ops.rope(q[:, -1:], w.cos[-1:], w.sin[-1:])
             h = h[:, -1:]
         else:
-            q = rope(q, w.cos, w.sin)
-        o = attention(q, k, v, causal=not last) @ layer.wo.T
-        h = h + o.float()
-        a = rms_norm(h, layer.ffn_norm, p.norm_eps)
-        gu = a @ layer.w13.T
-        g, u = gu[..., : p.ffn_dim], gu[..., p.ffn_dim:]
-        act = (torch.nn.functional.silu(g.float()) * u.float()).to(BF16)
-        h = h + (act @ layer.w2.T).float()
-    x_last = rms_norm(h[:, -1], w.norm, p.norm_eps)
-    return x_last.float() @ w.output.T
+            q = ops.rope(q, w.cos, w.sin)
+        o = ops.attention(q, k, v, not last) @ layer.wo.T
+        h, a = ops.add_rms_norm(h, o, layer.ffn_norm, p.norm_eps)
+        f = ops.swiglu(a @ layer.w13.T) @ layer.w2.T
+        nxt = w.layers[i + 1].attention_norm if not last else w.norm
+        h, a = ops.add_rms_norm(h, f, nxt, p.norm_eps)
+    return a[:, -1].float() @ w.output.T
 
 
 def distances_from_logits(logits: np.ndarray, permutations: np.ndarray,
@@ -200,23 +241,43 @@ def distances_from_logits(logits: np.ndarray, permutations: np.ndarray,
 
 
 class PocModel:
-    """The PoC function for one block hash: distances for (public key, nonces)."""
+    """The PoC function for one block hash: distances for (public key, nonces).
 
-    def __init__(self, weights: PocWeights) -> None:
+    `ops=EAGER` is the reference; `ops=compiled_ops()` the fast CPU path. Nonces run in batches of
+    `batch_size`; a short last batch is padded with copies of its last nonce, so every forward pass
+    has one shape (one compilation) and answers do not depend on how nonces were grouped.
+    """
+
+    def __init__(self, weights: PocWeights, *, ops: Ops = EAGER, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
         self.weights = weights
         self.params = weights.params
+        self.ops = ops
+        self.batch_size = batch_size
 
     @classmethod
-    def build(cls, params: PocParams, block_hash: bytes) -> PocModel:
-        return cls(PocWeights.generate(params, block_hash))
+    def build(cls, params: PocParams, block_hash: bytes, **kw) -> PocModel:
+        return cls(PocWeights.generate(params, block_hash), **kw)
 
     def logits(self, public_key: bytes, nonces) -> torch.Tensor:
-        x = make_inputs(self.weights.block_hash, public_key, nonces, self.params)
+        """float32 logits [len(nonces), V] of the last position."""
+        nonces = np.asarray(nonces, dtype=np.uint64).reshape(-1)
+        out = []
         with torch.inference_mode():
-            return forward(self.weights, x)
+            for start in range(0, len(nonces), self.batch_size):
+                chunk = nonces[start:start + self.batch_size]
+                pad = self.batch_size - len(chunk)
+                if pad:
+                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad)])
+                x = make_inputs(self.weights.block_hash, public_key, chunk, self.params)
+                out.append(forward(self.weights, x, self.ops)[: self.batch_size - pad])
+        if not out:
+            return torch.zeros(0, self.params.vocab)
+        return torch.cat(out)
 
     def distances(self, public_key: bytes, nonces) -> np.ndarray:
-        nonces = np.asarray(nonces, dtype=np.uint64)
+        nonces = np.asarray(nonces, dtype=np.uint64).reshape(-1)
         if len(nonces) == 0:
             return np.zeros(0)
         logits = self.logits(public_key, nonces).numpy()

@@ -1,9 +1,9 @@
 """Philox4x32-10, the counter-based generator every PoC tensor is drawn from (SPEC.md section 3).
 
-Pure numpy, vectorised over counters. The Triton kernels in `kernels/` compute the same integers on a
-GPU; `tests/mlnode/test_philox.py` pins this implementation to the Random123 known-answer vectors.
-Nothing here allocates state: a value is a function of (key, counter) alone, which is what lets a
-device generate any slice of any tensor without a host round trip.
+Pure numpy, vectorised over counters. The Triton kernels in `kernels/` compute the same integers
+on a GPU; `tests/mlnode/test_philox.py` pins this implementation to the Random123 known-answer
+vectors. Nothing here holds state: a value is a function of (key, counter) alone, which is what
+lets a device generate any slice of any tensor without a host round trip.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ _SHIFT = np.uint64(32)
 def philox4x32(c0, c1, c2, c3, k0: int, k1: int, rounds: int = ROUNDS):
     """Philox4x32-`rounds` of counters (c0, c1, c2, c3) under key (k0, k1).
 
-    The counters are uint32 arrays (or scalars) of one broadcastable shape; returns four uint32 arrays.
+    The counters are uint32 arrays (or scalars) of one broadcastable shape; returns four uint32
+    arrays.
     """
     x0, x1, x2, x3 = (np.asarray(c, dtype=np.uint64) for c in (c0, c1, c2, c3))
     x0, x1, x2, x3 = np.broadcast_arrays(x0, x1, x2, x3)

@@ -3,6 +3,7 @@ the same process. They are measurements, not tests: they print and never fail on
 
     gonka bench native [--signatures N] [--leaves N] [--repeat N]
     gonka bench chain [--txs N] [--accounts N] [--clients N]
+    gonka bench poc [--params small] [--nonces N] [--batch N] [--mismatch-nonces N]
 """
 
 from __future__ import annotations
@@ -41,6 +42,22 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="concurrent RPC clients sending the txs")
     chain.set_defaults(run=_chain)
 
+    poc = sub.add_parser(
+        "poc",
+        help="PoC nonces per second: our bf16 path vs a plain fp32 reference approach",
+        description="Nonces checked per second by our PoC path and by a straightforward "
+        "reference approach (PCG64 inputs per nonce, fp32 forward), the forward's FLOP rate "
+        "against the bf16 dense-matmul rate, and the cross-implementation mismatch rate.")
+    poc.add_argument("--params", choices=("test", "small"), default="small",
+                     help="parameter set (chain/types/poc.py)")
+    poc.add_argument("--nonces", type=_positive, default=512, metavar="N")
+    poc.add_argument("--baseline-nonces", type=_positive, default=128, metavar="N")
+    poc.add_argument("--batch", type=_positive, default=64, metavar="N")
+    poc.add_argument("--mismatch-nonces", type=_positive, default=512, metavar="N")
+    poc.add_argument("--threads", type=_positive, default=None, metavar="N",
+                     help="torch threads (default: torch's choice, one per core)")
+    poc.set_defaults(run=_poc)
+
 
 def _positive(text: str) -> int:
     try:
@@ -65,4 +82,13 @@ def _chain(args: argparse.Namespace) -> int:
     from tools.bench import chain
 
     chain.run(txs=args.txs, accounts=args.accounts, clients=args.clients)
+    return 0
+
+
+def _poc(args: argparse.Namespace) -> int:
+    from chain.types.poc import PARAM_SETS
+    from tools.bench import poc
+
+    poc.run(PARAM_SETS[args.params], nonces=args.nonces, baseline_nonces=args.baseline_nonces,
+            batch=args.batch, mismatch_nonces=args.mismatch_nonces, threads=args.threads)
     return 0
