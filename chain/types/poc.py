@@ -120,6 +120,8 @@ class ValidatedBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     n_duplicates: int
     probability_honest: float
     fraud_detected: bool
+    # A recomputed distance up to r_target + dist_tolerance passed (SPEC.md section 7).
+    dist_tolerance: float = 0.0
 
 
 # A callback base URL; the ML node appends "/generated" or "/validated".

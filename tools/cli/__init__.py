@@ -28,6 +28,7 @@ COMMAND_GROUPS = (
     "tools.cli.tx",
     "tools.cli.bench",
     "tools.cli.devnet",
+    "tools.cli.mlnode",
 )
 
 
