@@ -8,11 +8,8 @@ One vLLM start serves the whole scenario; start-up is tens of seconds to a few m
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 from functools import partial
-from pathlib import Path
 
 import httpx
 import hypercorn.config
@@ -30,21 +27,11 @@ from mlnode.inference.replay import (
     replay,
 )
 from mlnode.inference.scoring import score
-from mlnode.inference.tiny_model import make_tiny_model
-from mlnode.inference.vllm_server import InferenceError, InferenceManager, vllm_python
+from mlnode.inference.vllm_server import InferenceError, InferenceManager
+from tests.mlnode.conftest import CPU_ARGS
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-# Small, machine-independent memory: an explicit KV cache size skips vLLM's CPU check of
-# --gpu-memory-utilization (a fraction of the NUMA node's memory); eager mode skips
-# torch.compile, which halves start-up here.
-CPU_ARGS = [
-    "--max-model-len", "512",
-    "--kv-cache-memory-bytes", str(256 << 20),
-    "--max-num-seqs", "4",
-    "--enforce-eager",
-]  # fmt: skip
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "Hello, world! Tell me a short story."},
@@ -55,19 +42,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def vllm_python_path() -> str:
-    """The python with vLLM; builds .venv-vllm first unless GONKA_VLLM_PYTHON names one."""
-    if not os.environ.get("GONKA_VLLM_PYTHON"):
-        subprocess.run(["bash", str(ROOT / "scripts" / "vllm_env.sh")], check=True)
-    return vllm_python()
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-llama") / "model")
 
 
 def _chat_body(**extra) -> dict:

@@ -12,6 +12,7 @@ $GONKA_MLNODE_TOKEN to require `Authorization: Bearer <token>` on every request 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -43,6 +44,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--vllm-port", type=_port, default=5001, help="port of the vLLM server")
     start.add_argument("--batch-size", type=_positive, metavar="N",
                        help="PoC nonces per forward pass (default: chosen from free memory)")
+    start.add_argument("--poc-backend", default="auto",
+                       choices=("auto", "reference", "cpu", "triton"),
+                       help="PoC implementation (mlnode/pow/compute.py); auto = triton with a "
+                       "GPU, else the compiled CPU path")
     start.add_argument("--send-interval", type=float, default=5.0, metavar="S",
                        help="seconds between POSTs of found nonces to the API node")
     start.add_argument("--log-level", default="info",
@@ -65,6 +70,7 @@ def _start(args: argparse.Namespace) -> int:
     import msgspec
     import trio
 
+    from mlnode.pow.compute import build_poc_function
     from mlnode.service import MlNodeConfig, serve_mlnode
 
     log_dir = args.log_dir or str(home(args) / "mlnode" / "logs")
@@ -79,10 +85,14 @@ def _start(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    def factory(params, block_hash):
+        return build_poc_function(params, block_hash, args.poc_backend)
+
     async def main() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                url = await nursery.start(serve_mlnode, config)
+                url = await nursery.start(functools.partial(
+                    serve_mlnode, config, model_factory=factory))
                 print(f"ML node running: {url}/api/v1 (inference proxy at {url}/v1)",
                       flush=True)
                 async for signum in signals:
