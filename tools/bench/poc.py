@@ -20,11 +20,16 @@ import os
 import time
 from collections.abc import Callable
 
-import numpy as np
-import torch
+# Without a GPU the Triton comparison runs under Triton's interpreter, which must be chosen before
+# triton is first imported (torch.compile imports it).
+if not os.path.exists("/proc/driver/nvidia"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from chain.types.poc import DEFAULT_MISMATCH_RATE, SMALL_PARAMS, PocParams
-from mlnode.pow import model as M
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from chain.types.poc import DEFAULT_MISMATCH_RATE, SMALL_PARAMS, PocParams  # noqa: E402
+from mlnode.pow import model as M  # noqa: E402
 
 PUBLIC_KEY = bytes.fromhex("02" + "11" * 32)
 BLOCK_HASH = hashlib.sha256(b"gonka bench poc").digest()
@@ -159,8 +164,18 @@ def mismatch(a: np.ndarray, b: np.ndarray, p: PocParams) -> dict[str, float]:
     return out
 
 
+def triton_distances(weights: M.PocWeights, ids: np.ndarray) -> tuple[np.ndarray, str]:
+    """The Triton path's distances: compiled on a GPU, else under Triton's interpreter (slow)."""
+    from kernels.forward import TritonPocModel
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = TritonPocModel.build(weights.params, weights.block_hash, device=device)
+    where = "GPU" if device == "cuda" else "interpreter"
+    return model.distances(PUBLIC_KEY, ids), where
+
+
 def run(params: PocParams = SMALL_PARAMS, nonces: int = 512, baseline_nonces: int = 128,
-        batch: int = 64, mismatch_nonces: int = 512, threads: int | None = None,
+        batch: int = 64, mismatch_nonces: int = 512, triton_nonces: int = 32,
+        threads: int | None = None,
         print_fn: Callable[[str], None] = print) -> dict[str, float]:
     if threads:
         torch.set_num_threads(threads)
@@ -188,9 +203,13 @@ def run(params: PocParams = SMALL_PARAMS, nonces: int = 512, baseline_nonces: in
     fp32 = M.distances_from_logits(logits32.numpy(), perms, model.weights.target)
     results = {"baseline": base, "ours": ours, "ratio": ours / base, "forward_flops": fwd,
                "matmul_flops": mm}
-    for name, other in (("reference eager vs compiled", fast), ("bf16 vs fp32", fp32)):
-        m = mismatch(reference, other, p)
-        print_fn(f"mismatch, {name}: {mismatch_nonces} nonces ({m['valid']} valid),"
+    pairs = [("reference eager vs compiled", reference, fast), ("bf16 vs fp32", reference, fp32)]
+    if triton_nonces:
+        tri, where = triton_distances(model.weights, ids[:triton_nonces])
+        pairs.append((f"reference vs Triton ({where})", reference[:triton_nonces], tri))
+    for name, ref, other in pairs:
+        m = mismatch(ref, other, p)
+        print_fn(f"mismatch, {name}: {len(ref)} nonces ({m['valid']} valid),"
                  f" |delta| mean {m['delta_mean']:.2e} max {m['delta_max']:.2e};"
                  f" flips {m['flips_no_tolerance']} / {m['flips_tolerance']} (tolerance"
                  f" {p.dist_tolerance:g}); estimated rate {m['estimated_no_tolerance']:.1e}"

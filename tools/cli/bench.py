@@ -54,6 +54,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     poc.add_argument("--baseline-nonces", type=_positive, default=128, metavar="N")
     poc.add_argument("--batch", type=_positive, default=64, metavar="N")
     poc.add_argument("--mismatch-nonces", type=_positive, default=512, metavar="N")
+    poc.add_argument("--triton-nonces", type=int, default=32, metavar="N",
+                     help="nonces compared with the Triton path (interpreter without a GPU; "
+                     "0 skips it)")
     poc.add_argument("--threads", type=_positive, default=None, metavar="N",
                      help="torch threads (default: torch's choice, one per core)")
     poc.set_defaults(run=_poc)
@@ -90,5 +93,6 @@ def _poc(args: argparse.Namespace) -> int:
     from tools.bench import poc
 
     poc.run(PARAM_SETS[args.params], nonces=args.nonces, baseline_nonces=args.baseline_nonces,
-            batch=args.batch, mismatch_nonces=args.mismatch_nonces, threads=args.threads)
+            batch=args.batch, mismatch_nonces=args.mismatch_nonces,
+            triton_nonces=args.triton_nonces, threads=args.threads)
     return 0
