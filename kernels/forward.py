@@ -23,24 +23,14 @@ from kernels import philox
 from kernels.attention import attention
 from kernels.distance import distances as distances_kernel
 from kernels.fused import add_rms_norm, rope_, swiglu
-from mlnode.pow.model import rope_tables, tensor_shapes
-
-
-@dataclass(frozen=True)
-class TritonLayer:
-    attention_norm: torch.Tensor   # [d] float32
-    wqkv: torch.Tensor             # [3d, d] bfloat16: wq, wk, wv stacked by rows
-    wo: torch.Tensor               # [d, d]
-    ffn_norm: torch.Tensor         # [d] float32
-    w13: torch.Tensor              # [2f, d]: w1, w3 stacked by rows
-    w2: torch.Tensor               # [d, f]
+from mlnode.pow.model import Layer, rope_tables, tensor_shapes
 
 
 @dataclass(frozen=True)
 class TritonPocWeights:
     params: PocParams
     block_hash: bytes
-    layers: tuple[TritonLayer, ...]
+    layers: tuple[Layer, ...]
     norm: torch.Tensor             # [d] float32
     output: torch.Tensor           # [V, d] float32 holding bfloat16 values
     target: torch.Tensor           # [V] float64 unit vector
@@ -66,7 +56,7 @@ class TritonPocWeights:
         layers = []
         for i in range(params.n_layers):
             pre = f"layers.{i}."
-            layers.append(TritonLayer(
+            layers.append(Layer(
                 attention_norm=tensor(pre + "attention_norm.weight").float(),
                 wqkv=stacked([pre + f"attention.{w}.weight" for w in ("wq", "wk", "wv")], d),
                 wo=tensor(pre + "attention.wo.weight"),

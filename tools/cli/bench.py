@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from tools.cli.command import CliError
+from tools.cli.command import CliError, positive_int
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,9 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Batch signature checks (secp256k1, ed25519) and BLAKE3 Merkle roots: the "
         "compiled extension against the pure-Python fallback, on the same inputs.",
     )
-    native.add_argument("--signatures", type=_positive, default=20_000, metavar="N")
-    native.add_argument("--leaves", type=_positive, default=1_000_000, metavar="N")
-    native.add_argument("--repeat", type=_positive, default=3, metavar="N",
+    native.add_argument("--signatures", type=positive_int, default=20_000, metavar="N")
+    native.add_argument("--leaves", type=positive_int, default=1_000_000, metavar="N")
+    native.add_argument("--repeat", type=positive_int, default=3, metavar="N",
                         help="runs of each side; the best is reported")
     native.set_defaults(run=_native)
 
@@ -35,10 +35,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="committed transfers per second and broadcast-to-commit latency, 1 and 4 validators",
         description="Committed bank transfers per second and the broadcast-to-commit latency of "
         "a 1-validator and a 4-validator network of local node processes.")
-    chain.add_argument("--txs", type=_positive, default=5000, metavar="N")
-    chain.add_argument("--accounts", type=_positive, default=100, metavar="N",
+    chain.add_argument("--txs", type=positive_int, default=5000, metavar="N")
+    chain.add_argument("--accounts", type=positive_int, default=100, metavar="N",
                        help="sending accounts (spreads the per-sender mempool quota)")
-    chain.add_argument("--clients", type=_positive, default=8, metavar="N",
+    chain.add_argument("--clients", type=positive_int, default=8, metavar="N",
                        help="concurrent RPC clients sending the txs")
     chain.set_defaults(run=_chain)
 
@@ -50,26 +50,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         "against the bf16 dense-matmul rate, and the cross-implementation mismatch rate.")
     poc.add_argument("--params", choices=("test", "small"), default="small",
                      help="parameter set (chain/types/poc.py)")
-    poc.add_argument("--nonces", type=_positive, default=512, metavar="N")
-    poc.add_argument("--baseline-nonces", type=_positive, default=128, metavar="N")
-    poc.add_argument("--batch", type=_positive, default=64, metavar="N")
-    poc.add_argument("--mismatch-nonces", type=_positive, default=512, metavar="N")
+    poc.add_argument("--nonces", type=positive_int, default=512, metavar="N")
+    poc.add_argument("--baseline-nonces", type=positive_int, default=128, metavar="N")
+    poc.add_argument("--batch", type=positive_int, default=64, metavar="N")
+    poc.add_argument("--mismatch-nonces", type=positive_int, default=512, metavar="N")
     poc.add_argument("--triton-nonces", type=int, default=32, metavar="N",
                      help="nonces compared with the Triton path (interpreter without a GPU; "
                      "0 skips it)")
-    poc.add_argument("--threads", type=_positive, default=None, metavar="N",
+    poc.add_argument("--threads", type=positive_int, default=None, metavar="N",
                      help="torch threads (default: torch's choice, one per core)")
     poc.set_defaults(run=_poc)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _native(args: argparse.Namespace) -> int:

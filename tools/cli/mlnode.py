@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 
-from tools.cli.command import CliError, add_home_option, home
+from tools.cli.command import CliError, add_home_option, home, positive_int
 
 TOKEN_ENV = "GONKA_MLNODE_TOKEN"
 
@@ -42,7 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="the Python that has vLLM (default: $GONKA_VLLM_PYTHON, else "
                        ".venv-vllm/bin/python of the repository)")
     start.add_argument("--vllm-port", type=_port, default=5001, help="port of the vLLM server")
-    start.add_argument("--batch-size", type=_positive, metavar="N",
+    start.add_argument("--batch-size", type=positive_int, metavar="N",
                        help="PoC nonces per forward pass (default: chosen from free memory)")
     start.add_argument("--poc-backend", default="auto",
                        choices=("auto", "reference", "cpu", "triton"),
@@ -58,10 +58,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                           description="Write a tiny random LlamaForCausalLM checkpoint and a "
                           "byte-level BPE tokenizer into DIR, for vLLM tests (no download).")
     tiny.add_argument("directory", metavar="DIR")
-    tiny.add_argument("--hidden", type=_positive, default=128)
-    tiny.add_argument("--layers", type=_positive, default=2)
-    tiny.add_argument("--heads", type=_positive, default=2)
-    tiny.add_argument("--vocab", type=_positive, default=512)
+    tiny.add_argument("--hidden", type=positive_int, default=128)
+    tiny.add_argument("--layers", type=positive_int, default=2)
+    tiny.add_argument("--heads", type=positive_int, default=2)
+    tiny.add_argument("--vocab", type=positive_int, default=512)
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(run=_make_tiny_model)
 
@@ -136,16 +136,6 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     print(out)
     return 0
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _port(text: str) -> int:
