@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import sys
 
 from chain.node.home import NodeHome
 from chain.node.setup import SetupError, init_home, node_key, validator_key
-from tools.cli.command import CliError, add_home_option, add_output_option, home, print_json
+from tools.cli.command import (
+    CliError,
+    add_home_option,
+    add_output_option,
+    first_exception,
+    home,
+    print_json,
+    run_until_signal,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -66,8 +72,6 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    import trio
-
     from chain.app.errors import ChainHalt
     from chain.consensus.driver import HandshakeError
     from chain.node.config import ConfigError
@@ -82,38 +86,23 @@ def _start(args: argparse.Namespace) -> int:
     logging.basicConfig(level=node.config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def main() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(node.run)
-                print(f"node {node.node_key.id.hex()} running: rpc {node.rpc_url}, "
-                      f"p2p {node.network.listen_address}", flush=True)
-                async for signum in signals:
-                    print(f"stopping on {signal.Signals(signum).name}", file=sys.stderr)
-                    nursery.cancel_scope.cancel()
-                    break
+    async def start(nursery) -> None:
+        await nursery.start(node.run)
+        print(f"node {node.node_key.id.hex()} running: rpc {node.rpc_url}, "
+              f"p2p {node.network.listen_address}", flush=True)
 
     try:
-        trio.run(main)
+        run_until_signal(start)
     except BaseExceptionGroup as group:
         # A node that must not go on (its state diverged from the chain's, or its stores cannot
         # be reconciled) stops with one clear message naming the height, not a traceback.
-        halt = _first(group, (ChainHalt, HandshakeError))
+        halt = first_exception(group, (ChainHalt, HandshakeError))
         if halt is None:
             raise
         raise CliError(f"node stopped: {halt}") from None
     except (ChainHalt, HandshakeError) as halt:
         raise CliError(f"node stopped: {halt}") from None
     return 0
-
-
-def _first(group: BaseExceptionGroup, types: tuple[type, ...]) -> BaseException | None:
-    for e in group.exceptions:
-        if isinstance(e, types):
-            return e
-        if isinstance(e, BaseExceptionGroup) and (inner := _first(e, types)) is not None:
-            return inner
-    return None
 
 
 def _show_node_id(args: argparse.Namespace) -> int:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
-
-import trio
 
 import native
 from chain.crypto.keystore import Keystore
@@ -23,6 +20,7 @@ from chain.node.config import NodeConfig, P2PConfig
 from chain.node.home import NodeHome
 from chain.node.setup import add_account, add_validator, init_home, validator_key
 from chain.types.common import NGONKA_PER_GONKA
+from tools.cli.command import run_until_signal
 
 DEFAULT_HOME = Path("~/.gonka/devnet")
 CHAIN_ID = "gonka-devnet"
@@ -86,24 +84,21 @@ def _devnet(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    async def main() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(node.run)
-                print(f"chain RPC:          {node.rpc_url}   (gonka query status --node "
-                      f"{node.rpc_url})")
-                print(f"chain p2p:          {node.network.listen_address[0]}:"
-                      f"{node.network.listen_address[1]}  node id {node.node_key.id.hex()}")
-                print("try:                gonka tx send developer <address> 5gonka "
-                      f"--home {root} --node {node.rpc_url}")
-                print("\nNot built yet (the devnet runs without them):")
-                for part, issue in NOT_BUILT:
-                    print(f"  - {part}: issue #{issue}")
-                print("\nRunning until Ctrl-C.", flush=True)
-                async for _ in signals:
-                    print(f"devnet stopping at height {node.store.height()}", file=sys.stderr)
-                    nursery.cancel_scope.cancel()
-                    break
+    async def start(nursery) -> None:
+        await nursery.start(node.run)
+        print(f"chain RPC:          {node.rpc_url}   (gonka query status --node "
+              f"{node.rpc_url})")
+        print(f"chain p2p:          {node.network.listen_address[0]}:"
+              f"{node.network.listen_address[1]}  node id {node.node_key.id.hex()}")
+        print("try:                gonka tx send developer <address> 5gonka "
+              f"--home {root} --node {node.rpc_url}")
+        print("\nNot built yet (the devnet runs without them):")
+        for part, issue in NOT_BUILT:
+            print(f"  - {part}: issue #{issue}")
+        print("\nRunning until Ctrl-C.", flush=True)
 
-    trio.run(main)
+    def stopping(_signum: int) -> None:
+        print(f"devnet stopping at height {node.store.height()}", file=sys.stderr)
+
+    run_until_signal(start, stopping)
     return 0

@@ -15,10 +15,15 @@ import argparse
 import functools
 import logging
 import os
-import signal
-import sys
 
-from tools.cli.command import CliError, add_home_option, home, positive_int
+from tools.cli.command import (
+    CliError,
+    add_home_option,
+    first_exception,
+    home,
+    positive_int,
+    run_until_signal,
+)
 
 TOKEN_ENV = "GONKA_MLNODE_TOKEN"
 
@@ -68,7 +73,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _start(args: argparse.Namespace) -> int:
     import msgspec
-    import trio
 
     from mlnode.pow.compute import build_poc_function
     from mlnode.service import MlNodeConfig, serve_mlnode
@@ -88,23 +92,15 @@ def _start(args: argparse.Namespace) -> int:
     def factory(params, block_hash):
         return build_poc_function(params, block_hash, args.poc_backend)
 
-    async def main() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with trio.open_nursery() as nursery:
-                url = await nursery.start(functools.partial(
-                    serve_mlnode, config, model_factory=factory))
-                print(f"ML node running: {url}/api/v1 (inference proxy at {url}/v1)",
-                      flush=True)
-                async for signum in signals:
-                    print(f"stopping on {signal.Signals(signum).name}", file=sys.stderr)
-                    nursery.cancel_scope.cancel()
-                    break
+    async def start(nursery) -> None:
+        url = await nursery.start(functools.partial(serve_mlnode, config, model_factory=factory))
+        print(f"ML node running: {url}/api/v1 (inference proxy at {url}/v1)", flush=True)
 
     try:
-        trio.run(main)
+        run_until_signal(start)
     except BaseExceptionGroup as group:
         # A port in use or a bad address surfaces from inside the nurseries.
-        error = _first_os_error(group)
+        error = first_exception(group, OSError)
         if error is None:
             raise
         raise CliError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}") \
@@ -113,15 +109,6 @@ def _start(args: argparse.Namespace) -> int:
         raise CliError(f"cannot serve on {args.host}:{args.port}: {error.strerror or error}") \
             from None
     return 0
-
-
-def _first_os_error(group: BaseExceptionGroup) -> OSError | None:
-    for e in group.exceptions:
-        if isinstance(e, OSError):
-            return e
-        if isinstance(e, BaseExceptionGroup) and (inner := _first_os_error(e)) is not None:
-            return inner
-    return None
 
 
 def _make_tiny_model(args: argparse.Namespace) -> int:
