@@ -182,7 +182,7 @@ def make_tensor(block_hash: bytes, name: str, shape: tuple[int, ...], device,
     stream = rng.tensor_stream(block_hash, name)
     if len(shape) == 1:
         return tensor_stream(stream, math.prod(shape), NORM, out)
-    return tensor_stream(stream, math.prod(shape), MATRIX, out, tensor_scale(name, shape))
+    return tensor_stream(stream, math.prod(shape), MATRIX, out, tensor_scale(shape))
 
 
 def make_target(block_hash: bytes, vocab: int, device) -> torch.Tensor:

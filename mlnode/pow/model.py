@@ -42,7 +42,7 @@ def tensor_shapes(p: PocParams) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def tensor_scale(name: str, shape: tuple[int, ...]) -> float:
+def tensor_scale(shape: tuple[int, ...]) -> float:
     """Scale of a matrix: sqrt(3 / fan_in) as float32, so its entries have variance 1 / fan_in."""
     return float(np.float32(math.sqrt(3.0 / shape[-1])))
 
@@ -54,7 +54,7 @@ def make_tensor(block_hash: bytes, name: str, shape: tuple[int, ...]) -> torch.T
     if len(shape) == 1:
         v = np.float32(1.0) + u * np.float32(0.5)
     else:
-        v = u * np.float32(tensor_scale(name, shape))
+        v = u * np.float32(tensor_scale(shape))
     return torch.from_numpy(v.reshape(shape)).to(BF16)
 
 

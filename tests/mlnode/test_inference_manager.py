@@ -4,7 +4,6 @@ start, health, failure, stop (process group included), streaming and error mappi
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from functools import partial
 from pathlib import Path
@@ -19,15 +18,11 @@ from quart_trio import QuartTrio
 
 from mlnode.inference.proxy import forward
 from mlnode.inference.vllm_server import InferenceError, InferenceManager
+from testermint_py.cluster import free_ports
 
 FAKE = Path(__file__).with_name("fake_vllm.py")
 GUARD_S = 60  # a safety net against hangs, not a performance bound
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -61,7 +56,7 @@ async def make_manager(nursery, fake_python, tmp_path):
         env = {"FAKE_VLLM_MODE": mode, **kwargs.pop("env", {})}
         kwargs.setdefault("start_timeout_s", GUARD_S)
         manager = InferenceManager(
-            nursery, python=fake_python, port=free_port(), log_dir=tmp_path / "logs",
+            nursery, python=fake_python, port=free_ports(1)[0], log_dir=tmp_path / "logs",
             env=env, **kwargs,
         )  # fmt: skip
         managers.append(manager)
@@ -180,7 +175,8 @@ async def test_down_abandons_a_start_in_progress(make_manager, tmp_path):
 
 async def test_missing_python_is_an_inference_error(nursery, tmp_path):
     manager = InferenceManager(
-        nursery, python=str(tmp_path / "no-python"), port=free_port(), log_dir=tmp_path / "logs"
+        nursery, python=str(tmp_path / "no-python"), port=free_ports(1)[0],
+        log_dir=tmp_path / "logs",
     )
     with pytest.raises(InferenceError, match="cannot start"):
         await manager.up("tiny")
@@ -202,7 +198,7 @@ async def proxy_url(nursery, make_manager):
         return await forward(manager, request, "/v1/" + rest)
 
     config = hypercorn.config.Config()
-    config.bind = [f"127.0.0.1:{free_port()}"]
+    config.bind = [f"127.0.0.1:{free_ports(1)[0]}"]
     config.accesslog = config.errorlog = None
     binds = await nursery.start(partial(hypercorn.trio.serve, app, config))
     return binds[0], manager

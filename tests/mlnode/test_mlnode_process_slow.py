@@ -5,7 +5,6 @@ validation after a stop. Only the public HTTP interface is used."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ import pytest
 import trio
 
 from chain.types.poc import TEST_PARAMS
+from testermint_py.cluster import free_ports
 from tests.mlnode.conftest import CPU_ARGS
 
 pytestmark = pytest.mark.slow
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.slow
 PUBLIC_KEY = "02" + "ab" * 32
 BLOCK_HASH = "cd" * 32
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def wait_until_serving(client: httpx.AsyncClient, proc: subprocess.Popen) -> None:
@@ -42,11 +37,11 @@ async def wait_until_serving(client: httpx.AsyncClient, proc: subprocess.Popen) 
 
 async def test_mlnode_process_serves_inference_then_poc(vllm_python_path, tiny_model_dir,
                                                         tmp_path):
-    port = free_port()
+    port = free_ports(1)[0]
     env = {**os.environ, "GONKA_VLLM_PYTHON": vllm_python_path}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tools.cli", "mlnode", "start", "--port", str(port),
-         "--vllm-port", str(free_port()), "--log-dir", str(tmp_path / "logs"),
+         "--vllm-port", str(free_ports(1)[0]), "--log-dir", str(tmp_path / "logs"),
          "--poc-backend", "cpu", "--send-interval", "0.2"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -15,7 +15,7 @@ import trio
 from mlnode.inference.vllm_server import InferenceManager
 from mlnode.service import MlNodeConfig, serve_mlnode
 from mlnode.service.inference import VllmBackend
-from tests.mlnode.test_inference_manager import free_port
+from testermint_py.cluster import free_ports
 
 FAKE = Path(__file__).with_name("fake_vllm.py")
 API = "/api/v1"
@@ -30,7 +30,7 @@ def fake_python(tmp_path: Path) -> str:
 
 async def with_node(tmp_path: Path, mode: str, scenario) -> None:
     async with trio.open_nursery() as nursery:
-        manager = InferenceManager(nursery, python=fake_python(tmp_path), port=free_port(),
+        manager = InferenceManager(nursery, python=fake_python(tmp_path), port=free_ports(1)[0],
                                    log_dir=tmp_path / "logs", env={"FAKE_VLLM_MODE": mode},
                                    start_timeout_s=60)
         cfg = MlNodeConfig(port=0, watchdog_interval_s=0.02)

@@ -8,7 +8,6 @@ One vLLM start serves the whole scenario; start-up is tens of seconds to a few m
 from __future__ import annotations
 
 import json
-import socket
 from functools import partial
 
 import httpx
@@ -28,6 +27,7 @@ from mlnode.inference.replay import (
 )
 from mlnode.inference.scoring import score
 from mlnode.inference.vllm_server import InferenceError, InferenceManager
+from testermint_py.cluster import free_ports
 from tests.mlnode.conftest import CPU_ARGS
 
 pytestmark = pytest.mark.slow
@@ -37,11 +37,6 @@ MESSAGES = [
     {"role": "user", "content": "Hello, world! Tell me a short story."},
 ]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _chat_body(**extra) -> dict:
@@ -62,7 +57,7 @@ async def test_inference_then_replay_validates_own_output_and_rejects_tampering(
     nursery, vllm_python_path, tiny_model_dir, tmp_path
 ):
     manager = InferenceManager(
-        nursery, python=vllm_python_path, port=free_port(), log_dir=tmp_path / "logs",
+        nursery, python=vllm_python_path, port=free_ports(1)[0], log_dir=tmp_path / "logs",
         start_timeout_s=1200,
     )  # fmt: skip
     app = QuartTrio(__name__)
@@ -76,7 +71,7 @@ async def test_inference_then_replay_validates_own_output_and_rejects_tampering(
         return await forward(manager, request, "/tokenize")
 
     config = hypercorn.config.Config()
-    config.bind = [f"127.0.0.1:{free_port()}"]
+    config.bind = [f"127.0.0.1:{free_ports(1)[0]}"]
     config.accesslog = config.errorlog = None
     proxy = (await nursery.start(partial(hypercorn.trio.serve, app, config)))[0]
 
@@ -168,7 +163,7 @@ async def test_model_that_is_not_there_fails_offline_with_the_log(
     nursery, vllm_python_path, tmp_path
 ):
     manager = InferenceManager(
-        nursery, python=vllm_python_path, port=free_port(), log_dir=tmp_path / "logs",
+        nursery, python=vllm_python_path, port=free_ports(1)[0], log_dir=tmp_path / "logs",
         start_timeout_s=600,
     )  # fmt: skip
     try:
