@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import coincurve
 import nacl.signing
 
 from native import _native, fallback
+from tools.bench import best_of
 
 
 @dataclass
@@ -35,19 +35,10 @@ class Figure:
                 f"  fallback {self.items / self.fallback_s:>12,.0f}/s  ratio {self.ratio:5.2f}x")
 
 
-def _best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, result
-
-
 def _compare(name: str, repeat: int, function: str, *args) -> Figure:
     """Times `function` of both backends on the same `args`; their answers must agree."""
-    native_s, a = _best_of(repeat, lambda: getattr(_native, function)(*args))
-    fallback_s, b = _best_of(repeat, lambda: getattr(fallback, function)(*args))
+    native_s, a = best_of(repeat, lambda: getattr(_native, function)(*args))
+    fallback_s, b = best_of(repeat, lambda: getattr(fallback, function)(*args))
     if a != b:
         raise AssertionError(f"{name}: the backends disagree")
     return Figure(name, len(args[0]), native_s, fallback_s)

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from chain.types.poc import DEFAULT_MISMATCH_RATE, SMALL_PARAMS, PocParams  # noqa: E402
 from mlnode.pow import model as M  # noqa: E402
+from tools.bench import best_of  # noqa: E402
 
 PUBLIC_KEY = bytes.fromhex("02" + "11" * 32)
 BLOCK_HASH = hashlib.sha256(b"gonka bench poc").digest()
@@ -99,22 +100,13 @@ def ours_rate(model: M.PocModel, nonces: int) -> float:
     return nonces / (time.perf_counter() - start)
 
 
-def _best(repeat: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def flop_rates(model: M.PocModel, repeat: int = 3) -> tuple[float, float]:
     """(forward FLOP/s, dense bf16 matmul FLOP/s on the forward's GEMM shapes)."""
     w, p, B = model.weights, model.params, model.batch_size
     x = M.make_inputs(BLOCK_HASH, PUBLIC_KEY, np.arange(B), p)
     with torch.inference_mode():
         M.forward(w, x, model.ops)
-        fwd = _best(repeat, lambda: M.forward(w, x, model.ops))
+        fwd, _ = best_of(repeat, lambda: M.forward(w, x, model.ops))
         rows, last = B * p.seq_len, B
         layer = w.layers[0]
         shapes = [(rows, layer.wqkv), (rows, layer.wo), (rows, layer.w13), (rows, layer.w2)]
@@ -122,18 +114,17 @@ def flop_rates(model: M.PocModel, repeat: int = 3) -> tuple[float, float]:
         inputs = {(n, m.shape[1]): torch.ones(n, m.shape[1], dtype=M.BF16)
                   for n, m in shapes + last_shapes}
 
+        gemms = shapes * (p.n_layers - 1) + last_shapes
+
         def gemm_only() -> None:
-            for _ in range(p.n_layers - 1):
-                for n, m in shapes:
-                    torch.mm(inputs[n, m.shape[1]], m.T)
-            for n, m in last_shapes:
+            for n, m in gemms:
                 torch.mm(inputs[n, m.shape[1]], m.T)
         gemm_only()
-        mm = _best(repeat, gemm_only)
+        mm, _ = best_of(repeat, gemm_only)
     flops = p.matmul_flops_per_nonce() * B
-    # the GEMMs alone leave out attention's small products and the fp32 logits: scale them out
-    gemm_flops = 2 * ((p.n_layers - 1) * rows * (4 * p.dim ** 2 + 3 * p.dim * p.ffn_dim)
-                      + rows * 3 * p.dim ** 2 + last * (p.dim ** 2 + 3 * p.dim * p.ffn_dim))
+    # the timed GEMMs are the bf16 projections only (not attention's small products, nor the
+    # fp32 logits), so their rate is measured on their own FLOPs
+    gemm_flops = sum(2 * n * m.shape[0] * m.shape[1] for n, m in gemms)
     return flops / fwd, gemm_flops / mm
 
 
