@@ -29,10 +29,10 @@ OPERATOR = "validator-operator"
 DEVELOPER_FUNDS = 1_000_000 * NGONKA_PER_GONKA
 
 NOT_BUILT = (
-    ("ML node (PoC, vLLM inference and replay)", 4),
     ("protocol modules (epochs, PoC weights, inference, rewards)", 5),
     ("API node (OpenAI-compatible signed inference)", 6),
-    ("devnet API/ML processes and the full testermint_py harness", 7),
+    ("the devnet's API and ML-node processes (the ML node runs alone: gonka mlnode start), "
+     "the full testermint_py harness", 7),
 )
 
 
