@@ -153,9 +153,13 @@ class InferenceManager:
         return self._run.log_path if self._run else None
 
     def is_running(self) -> bool:
-        """The vLLM process is alive (it may still be loading)."""
+        """The vLLM process is alive (it may still be loading).
+
+        False only once its exit is fully recorded (`exit_info`), not as soon as the process is
+        reaped: a caller that sees False can read why it stopped.
+        """
         run = self._run
-        return bool(run and run.process and run.process.returncode is None)
+        return bool(run and run.process and not run.exited.is_set())
 
     def is_ready(self) -> bool:
         """Alive and it answered /health during `up`."""
