@@ -142,6 +142,9 @@ class GonkaApp:
                                                    operator=v.operator, name=v.name))
             for account in genesis.accounts:
                 set_genesis_balance(ctx, account.address, account.balance)
+            for module in self._modules:
+                if module.init_genesis is not None:
+                    module.init_genesis(ctx, genesis)
             app_hash = next_app_hash(ZERO_HASH, overlay.writes)
             self._store.commit(overlay.writes, chain_id=genesis.chain_id, height=0,
                                app_hash=app_hash, time_ns=genesis.genesis_time_ns)

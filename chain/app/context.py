@@ -53,6 +53,8 @@ Handler = Callable[[Context, Any], None]
 # A query reads committed state and returns something msgspec can encode as JSON.
 Query = Callable[[KVReader, Mapping[str, str]], object]
 BlockHook = Callable[[Context], None]
+# Writes a module's genesis state (after params, validators and balances are in place).
+GenesisHook = Callable[[Context, Any], None]
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Module:
     queries: Mapping[str, Query] = field(default_factory=dict)
     begin_block: BlockHook | None = None
     end_block: BlockHook | None = None
+    init_genesis: GenesisHook | None = None
 
 
 # Typed state values: canonical MessagePack in, trusted decode out (we wrote these bytes).

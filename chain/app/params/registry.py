@@ -12,11 +12,27 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from chain.app.bank.params import BankParams
+from chain.app.collateral.params import CollateralParams
+from chain.app.epochs.params import EpochParams
 from chain.app.gov.params import GovParams
+from chain.app.inference.params import InferenceParams
+from chain.app.models.params import ModelsParams
+from chain.app.poc.params import PocChainParams
+from chain.app.reputation.params import ReputationParams
+from chain.app.rewards.params import RewardsParams
+from chain.app.validation.params import ValidationParams
 
 PARAMS_TYPES: Mapping[str, type] = MappingProxyType({
     "bank": BankParams,
     "gov": GovParams,
+    "epochs": EpochParams,
+    "poc": PocChainParams,
+    "models": ModelsParams,
+    "inference": InferenceParams,
+    "validation": ValidationParams,
+    "reputation": ReputationParams,
+    "rewards": RewardsParams,
+    "collateral": CollateralParams,
 })
 
 # The consensus parameters come from genesis and are readable as params/consensus, but gov cannot

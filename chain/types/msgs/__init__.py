@@ -16,7 +16,13 @@ from typing import Union
 from chain.types.msgs.authz import MsgExec, MsgGrant, MsgRevoke
 from chain.types.msgs.bank import MsgSend
 from chain.types.msgs.base import BaseMsg, msg_tag
+from chain.types.msgs.epochs import MsgSubmitSeed
 from chain.types.msgs.gov import MsgDeposit, MsgSubmitProposal, MsgVote
+from chain.types.msgs.inference import MsgFinishInference, MsgStartInference
+from chain.types.msgs.participants import MlNodeSpec, MsgRegisterParticipant
+from chain.types.msgs.poc import MsgPocCommit, MsgPocValidation
+from chain.types.msgs.rewards import MsgClaimRewards, MsgDepositCollateral, MsgWithdrawCollateral
+from chain.types.msgs.validation import MsgValidation
 
 MESSAGE_TYPES: tuple[type[BaseMsg], ...] = (
     MsgSend,
@@ -26,6 +32,16 @@ MESSAGE_TYPES: tuple[type[BaseMsg], ...] = (
     MsgSubmitProposal,
     MsgDeposit,
     MsgVote,
+    MsgRegisterParticipant,
+    MsgSubmitSeed,
+    MsgPocCommit,
+    MsgPocValidation,
+    MsgStartInference,
+    MsgFinishInference,
+    MsgValidation,
+    MsgClaimRewards,
+    MsgDepositCollateral,
+    MsgWithdrawCollateral,
 )
 
 # The tagged union a transaction's messages are decoded as.
@@ -37,6 +53,17 @@ if len(MSG_TYPES) != len(MESSAGE_TYPES):
 
 __all__ = [
     "BaseMsg",
+    "MlNodeSpec",
+    "MsgClaimRewards",
+    "MsgDepositCollateral",
+    "MsgFinishInference",
+    "MsgPocCommit",
+    "MsgPocValidation",
+    "MsgRegisterParticipant",
+    "MsgStartInference",
+    "MsgSubmitSeed",
+    "MsgValidation",
+    "MsgWithdrawCollateral",
     "MESSAGE_TYPES",
     "MSG_TYPES",
     "Msg",

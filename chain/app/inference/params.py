@@ -1,0 +1,28 @@
+"""Parameters of the inference module: record expiry and the per-model dynamic price."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+Bps = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+
+
+class InferenceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # A record without both messages this many blocks after the first is expired: full refund,
+    # and a missed request for the executor when the finish is what is missing.
+    expiration_blocks: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 20
+    # Until this epoch every model's price is `grace_per_token_price` (0: free inference).
+    grace_period_end_epoch: Annotated[int, msgspec.Meta(ge=0)] = 90
+    grace_per_token_price: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 0
+    # Utilisation (tokens used in the window / (capacity x window)) inside [low, high] keeps the
+    # price; below or above moves it by elasticity x distance, at most elasticity x low per block.
+    stability_low_bps: Bps = 4_000
+    stability_high_bps: Bps = 6_000
+    elasticity_bps: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    utilization_window_s: Annotated[int, msgspec.Meta(ge=1, le=3_600)] = 60
+
+    def validate(self) -> None:
+        if self.stability_low_bps >= self.stability_high_bps:
+            raise ValueError("stability_low_bps must be below stability_high_bps")
