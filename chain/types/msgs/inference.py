@@ -10,7 +10,8 @@ from typing import Annotated
 
 import msgspec
 
-from chain.types.common import Address, Hash32, Signature, TimeNs, check_address
+from chain.crypto.address import address_from_pubkey
+from chain.types.common import AccountPubKey, Address, Hash32, Signature, TimeNs, check_address
 from chain.types.msgs.base import BaseMsg
 from chain.types.msgs.participants import ModelId
 
@@ -24,6 +25,9 @@ RequestTime = Annotated[int, msgspec.Meta(ge=1)]
 def _check_parties(msg: msgspec.Struct, *fields: str) -> None:
     for name in fields:
         check_address(name, getattr(msg, name))
+    # The developer need never have sent a tx: its key travels with the record.
+    if address_from_pubkey(msg.requester_pubkey) != msg.requested_by:  # type: ignore[attr-defined]
+        raise ValueError("requester_pubkey is not the key of requested_by")
 
 
 class MsgStartInference(BaseMsg, tag="inference/MsgStartInference"):
@@ -31,6 +35,7 @@ class MsgStartInference(BaseMsg, tag="inference/MsgStartInference"):
     # The developer's signature over request_sign_bytes: the inference's id.
     inference_id: Signature
     requested_by: Address
+    requester_pubkey: AccountPubKey
     executor: Address
     model: ModelId
     prompt_hash: Hash32
@@ -51,6 +56,7 @@ class MsgFinishInference(BaseMsg, tag="inference/MsgFinishInference"):
     executor: Address
     inference_id: Signature
     requested_by: Address
+    requester_pubkey: AccountPubKey
     transfer_agent: Address
     model: ModelId
     prompt_hash: Hash32
