@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from chain.app.profiles import profile_params
 from chain.crypto import ed25519
 from chain.crypto.errors import KeyExists
 from chain.crypto.node_key import load_node_key, save_node_key
@@ -36,8 +37,10 @@ class SetupError(ValueError):
 
 
 def init_home(root: Path, chain_id: str, *, moniker: str = "node",
-              config: NodeConfig | None = None, overwrite: bool = False) -> NodeHome:
-    """Create config.toml, genesis.json (no validators or accounts yet) and the two node keys.
+              config: NodeConfig | None = None, overwrite: bool = False,
+              profile: str = "mainnet") -> NodeHome:
+    """Create config.toml, genesis.json (no validators or accounts yet; the app params of
+    `profile`, see chain.app.profiles) and the two node keys.
 
     Refuses (SetupError) to touch a home that already has a config, unless `overwrite`; existing
     key files are always kept (a validator key must never be replaced by accident).
@@ -45,7 +48,11 @@ def init_home(root: Path, chain_id: str, *, moniker: str = "node",
     home = NodeHome(Path(root))
     if home.config_file.exists() and not overwrite:
         raise SetupError(f"{home.config_file} exists; this home is initialised already")
-    genesis = Genesis(chain_id=chain_id, genesis_time_ns=time.time_ns())
+    try:
+        app_params = profile_params(profile)
+    except KeyError as e:
+        raise SetupError(str(e.args[0])) from None
+    genesis = Genesis(chain_id=chain_id, genesis_time_ns=time.time_ns(), app_params=app_params)
     try:
         msgspec.convert(msgspec.to_builtins(genesis), Genesis)  # chain id pattern and limits
     except msgspec.ValidationError as e:

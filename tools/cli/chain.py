@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from chain.app.profiles import PROFILES
 from chain.node.home import NodeHome
 from chain.node.setup import SetupError, init_home, node_key, validator_key
 from tools.cli.command import (
@@ -34,6 +35,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_home_option(init)
     init.add_argument("--chain-id", required=True)
     init.add_argument("--moniker", default="node", help="a readable name for this node")
+    init.add_argument("--profile", choices=sorted(PROFILES), default="mainnet",
+                      help="protocol parameters for the genesis (default: mainnet)")
     init.add_argument("--overwrite", action="store_true",
                       help="rewrite config and genesis of an initialised home (keys are kept)")
     add_output_option(init)
@@ -53,7 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _init(args: argparse.Namespace) -> int:
     try:
-        node = init_home(home(args), args.chain_id, moniker=args.moniker,
+        node = init_home(home(args), args.chain_id, moniker=args.moniker, profile=args.profile,
                          overwrite=args.overwrite)
     except SetupError as e:
         raise CliError(str(e)) from None

@@ -56,7 +56,7 @@ def prepare_home(root: Path) -> NodeHome:
     if home.config_file.exists():
         return home
     # The devnet listens on loopback only: nothing outside this machine reaches it.
-    init_home(root, CHAIN_ID, moniker="devnet",
+    init_home(root, CHAIN_ID, moniker="devnet", profile="devnet",
               config=NodeConfig(moniker="devnet", p2p=P2PConfig(listen="127.0.0.1:26656")))
     store = Keystore(root)
     developer, operator = (

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import msgspec
 
-
 from chain.types.msgs.participants import ModelId
 
 PPM = 1_000_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chain.app.models.params import ModelSpec, ModelsParams
+from chain.app.models.params import ModelsParams, ModelSpec
 from chain.app.params.state import get_params
 from chain.store.kv import KVReader
 

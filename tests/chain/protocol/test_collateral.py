@@ -59,7 +59,8 @@ def test_slash_cuts_active_and_unbonding_and_burns(tmp_path, hosts):
     burned = slash(ctx, hosts[0].address, 2_000, "invalid")
     assert burned == 120 + 80
     # Applied to a copy of state: the accounting is exact
-    from chain.app.bank.state import balance, supply as supply_of
+    from chain.app.bank.state import balance
+    from chain.app.bank.state import supply as supply_of
     from chain.app.collateral.state import active, total_held, unbonding
     assert active(overlay, hosts[0].address) == 480
     assert [u.amount for u in unbonding(overlay, hosts[0].address)] == [320]
