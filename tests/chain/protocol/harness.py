@@ -192,3 +192,59 @@ class Net(Chain):
         self.run_to(stages["set_new_validators"])
         assert self.effective() == epoch
         return epoch
+
+
+# -- inference requests (appended for the inference tests; usable by any module's tests) -------
+
+DEVELOPER = secp256k1.PrivateKey(bytes([99]) * 32)
+
+
+class InferenceRequest:
+    """The Start and Finish of one request, signed as its developer, transfer agent and executor
+    would sign them."""
+
+    def __init__(self, start, finish) -> None:
+        self.start, self.finish = start, finish
+
+    @property
+    def id(self) -> bytes:
+        return self.start.inference_id
+
+
+def inference_request(ta: Host, executor: Host, *, n: int = 0, model: str = MODEL,
+                      developer: secp256k1.PrivateKey = DEVELOPER, prompt_tokens: int = 100,
+                      max_tokens: int = 500, finish_prompt_tokens: int | None = None,
+                      completion_tokens: int = 200, ta_key: secp256k1.PrivateKey | None = None,
+                      executor_key: secp256k1.PrivateKey | None = None) -> InferenceRequest:
+    """Request number `n` of `developer`, routed by `ta` to `executor` (keys default to theirs;
+    the Finish reports `finish_prompt_tokens`, default `prompt_tokens`)."""
+    from chain.crypto.hashing import blake3_256
+    from chain.types.inference import (
+        execution_sign_bytes,
+        request_sign_bytes,
+        transfer_sign_bytes,
+    )
+    from chain.types.msgs import MsgFinishInference, MsgStartInference
+
+    prompt_hash = blake3_256(f"prompt {n}".encode())
+    ts = T0 + 1_000 + n
+    inference_id = developer.sign(request_sign_bytes(prompt_hash, ts, ta.address))
+    transfer_signature = (ta_key or ta.key).sign(
+        transfer_sign_bytes(prompt_hash, ts, ta.address, executor.address, model))
+    start = MsgStartInference(
+        transfer_agent=ta.address, inference_id=inference_id, requested_by=developer.address,
+        requester_pubkey=developer.public_key, executor=executor.address, model=model,
+        prompt_hash=prompt_hash, prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+        request_timestamp_ns=ts, transfer_signature=transfer_signature)
+    response_hash = blake3_256(f"response {n}".encode())
+    reported = prompt_tokens if finish_prompt_tokens is None else finish_prompt_tokens
+    executor_signature = (executor_key or executor.key).sign(execution_sign_bytes(
+        prompt_hash, ts, ta.address, executor.address, model, response_hash, reported,
+        completion_tokens))
+    finish = MsgFinishInference(
+        executor=executor.address, inference_id=inference_id, requested_by=developer.address,
+        requester_pubkey=developer.public_key, transfer_agent=ta.address, model=model,
+        prompt_hash=prompt_hash, request_timestamp_ns=ts, transfer_signature=transfer_signature,
+        response_hash=response_hash, prompt_tokens=reported,
+        completion_tokens=completion_tokens, executor_signature=executor_signature)
+    return InferenceRequest(start, finish)
