@@ -1,0 +1,1 @@
+"""MsgClaimRewards: collecting a settled epoch by revealing its seed."""
