@@ -23,6 +23,7 @@ from chain.app.rewards import state
 from chain.app.rewards.errors import NoSeedCommitment, NothingToClaim, ValidationsMissing, WrongSeed
 from chain.app.rewards.vesting import add_vested
 from chain.app.validation.selection import required_validations
+from chain.app.validation.state import has_validated
 from chain.store.kv import KVReader
 from chain.types.inference import seed_commitment
 from chain.types.msgs import MsgClaimRewards
@@ -32,18 +33,8 @@ def missing_validations(store: KVReader, epoch: int, validator: str,
                         seed: bytes) -> tuple[list[bytes], int]:
     """(ids `validator` had to validate in `epoch` and did not, how many were required)."""
     required = required_validations(store, epoch, validator, seed)
-    if not required:
-        return [], 0
-    # Imported here: the validation module's state is built alongside this one; until it has
-    # has_validated, no required validation can be shown done.
-    try:
-        from chain.app.validation.state import has_validated
-    except ImportError:
-        has_validated = None
-    if has_validated is None:
-        return sorted(required), len(required)
-    return [i for i in sorted(required) if not has_validated(store, epoch, validator, i)], \
-        len(required)
+    missing = [i for i in sorted(required) if not has_validated(store, epoch, validator, i)]
+    return missing, len(required)
 
 
 def pay(ctx: Context, module: str, address: str, amount: int, vesting_epochs: int) -> None:
