@@ -72,6 +72,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         elif extra:
             p.add_argument(extra)
         p.set_defaults(run=_query, what=name)
+    path = qsub.add_parser(
+        "path", help="any state query by its path (chain/app/PROTOCOL.md lists them)",
+        description="Any state query, e.g. `gonka query path epochs/current` or "
+        "`gonka query path epochs/group epoch=1`; parameters are NAME=VALUE.")
+    add_home_option(path)
+    _add_node_option(path)
+    path.add_argument("path", help="e.g. epochs/current, participants/all, rewards/settlement")
+    path.add_argument("params", nargs="*", metavar="NAME=VALUE")
+    path.set_defaults(run=_query, what="path")
 
 
 def _run(coro_fn, *args):
@@ -116,6 +125,16 @@ def _send(args: argparse.Namespace) -> int:
     return 0
 
 
+def _query_params(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CliError(f"query parameters are NAME=VALUE, got {item!r}")
+        params[name] = value
+    return params
+
+
 def _query(args: argparse.Namespace) -> int:
     async def query():
         async with RpcClient(args.node) as client:
@@ -131,6 +150,8 @@ def _query(args: argparse.Namespace) -> int:
                     return await client.block(args.height)
                 case "tx":
                     return await client.tx(args.hash)
+                case "path":
+                    return await client.query(args.path, **_query_params(args.params))
 
     value = _run(query)
     if value is None:

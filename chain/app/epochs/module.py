@@ -1,8 +1,9 @@
 """The epochs module as the app sees it: genesis epoch 0, seed commitments, the epoch clock.
 
 Queries:
-    epochs/current [height]  -> EpochInfo: effective and upcoming epoch, the stage heights of the
-                                running (or next) PoC, and the stage of `height` when given
+    epochs/current [at_height] -> EpochInfo: effective and upcoming epoch, the stage heights of the
+                                running (or next) PoC, and the stage of `at_height` when given
+                                (`height` is the RPC's own parameter: which state to read)
     epochs/group {epoch}     -> GroupView: the group (weights, per-model weights, snapshot) and
                                 its members
 """
@@ -64,8 +65,8 @@ def query_current(store: KVReader, params: Mapping[str, str]) -> EpochInfo:
     start = upcoming.poc_start if upcoming else state.next_poc_start(store)
     stages = state.stages(state.epoch_params(store), start)
     stage = None
-    if "height" in params:
-        stage = state.stage_name(stages, int_param(params, "height"))
+    if "at_height" in params:
+        stage = state.stage_name(stages, int_param(params, "at_height"))
     return EpochInfo(effective_epoch=effective,
                      effective_poc_start=epoch.poc_start if epoch else 0,
                      upcoming_epoch=upcoming.index if upcoming else None, poc=stages, stage=stage)

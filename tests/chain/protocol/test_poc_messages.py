@@ -149,5 +149,5 @@ def test_epoch_info_and_stage_names(net):
     assert poc["set_new_validators"] == 20 + 8 + 3 + 6 + 2
     for height, stage in ((20, "sprint"), (28, "commit_exchange"), (32, "poc_validation"),
                           (38, "set_new_validators"), (40, "inference")):
-        assert net.query("epochs/current", height=str(height))["stage"] == stage
+        assert net.query("epochs/current", at_height=str(height))["stage"] == stage
     assert abci.OK == 0
