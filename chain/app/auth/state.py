@@ -78,6 +78,14 @@ def record_signer(ctx: Context, address: str, pubkey: bytes) -> None:
                   msgspec.structs.replace(account, pubkey=pubkey))
 
 
+# The protocol modules' accounts, marked as module accounts at genesis (auth's init_genesis) so
+# that no MsgSend can ever put coins in them that their module's books do not account for:
+# "inference" (escrow of open inferences), "work" (owed work coins), "rewards" (minted, unclaimed
+# rewards), "vesting" (vesting schedules), "collateral" (deposits). Bank refuses a send to a
+# module account (103) only once the account is marked, which otherwise happens at first use.
+PROTOCOL_ACCOUNTS: tuple[str, ...] = ("inference", "work", "rewards", "vesting", "collateral")
+
+
 def module_account(ctx: Context, name: str) -> str:
     """The address of module `name`'s account, marking it as a module account on first use."""
     address = module_address(name)

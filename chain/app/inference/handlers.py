@@ -82,7 +82,8 @@ def _check_common(ctx: Context, msg: Msg, record: InferenceRecord | None,
 
 
 def _new_record(ctx: Context, msg: Msg, spec: ModelSpec) -> InferenceRecord:
-    """The record of a first message: price locked now, deadline set now."""
+    """The record of a first message: price locked now (whole ngonka: the floor of the precise
+    dynamic price), deadline set now."""
     expires_at = ctx.height + inference_params(ctx.store).expiration_blocks
     state.add_expiry(ctx.store, expires_at, msg.inference_id)
     return InferenceRecord(

@@ -1,7 +1,11 @@
 """Queries of the inference module (read committed state only).
 
     inference/inference {id: hex}  -> InferenceRecord
-    inference/prices               -> [{model, price}] for the effective epoch's models, by id
+    inference/prices               -> [{model, price, precise_price}] for the effective epoch's
+                                      models, by id: `price` is the whole-ngonka price per token
+                                      a new inference locks in and is charged, `precise_price`
+                                      the dynamic price in millionths of a ngonka it is the
+                                      floor of
     inference/epoch {epoch}        -> [InferenceRecord] completed in that epoch, by id
     inference/invariants           -> {open_escrow, module_balance, holds}: the "inference"
                                       module account holds exactly the open records' escrow
@@ -18,14 +22,15 @@ from chain.app.bank import state as bank
 from chain.app.epochs import state as epochs
 from chain.app.errors import BadQuery, NotFound
 from chain.app.inference import state
-from chain.app.inference.pricing import current_price
+from chain.app.inference.pricing import PRICE_SCALE, precise_price
 from chain.app.queryparams import int_param
 from chain.store.kv import KVReader
 
 
 class ModelPrice(msgspec.Struct, frozen=True):
     model: str
-    price: int
+    price: int              # ngonka per token: what a new inference is charged
+    precise_price: int      # millionths of a ngonka per token (price = precise_price // 10**6)
 
 
 class Invariants(msgspec.Struct, frozen=True):
@@ -54,8 +59,11 @@ def query_prices(store: KVReader, params: Mapping[str, str]) -> list[ModelPrice]
     group = epochs.get_group(store, epochs.effective_epoch(store))
     if group is None:
         return []
-    return [ModelPrice(model=spec.id, price=current_price(store, spec))
-            for spec in sorted(group.models, key=lambda m: m.id)]
+    out = []
+    for spec in sorted(group.models, key=lambda m: m.id):
+        precise = precise_price(store, spec)
+        out.append(ModelPrice(model=spec.id, price=precise // PRICE_SCALE, precise_price=precise))
+    return out
 
 
 def query_epoch(store: KVReader, params: Mapping[str, str]) -> list[state.InferenceRecord]:

@@ -5,7 +5,8 @@ Keys:
     inference/record/<64-byte id>               -> InferenceRecord
     inference/expiry/<u64 deadline><id>         -> b""  (open records only: removed on completion)
     inference/by_epoch/<u64 epoch><id>          -> b""  (completed records, by attributed epoch)
-    inference/price/<model>                     -> int  (dynamic price; absent during the grace
+    inference/price/<model>                     -> int  (dynamic price in millionths of a ngonka
+                                                         per token; absent during the grace
                                                          period and before the first update)
     inference/usage/<u64 time_ns><model>        -> int  (tokens completed at that block time)
 
@@ -58,7 +59,7 @@ class InferenceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     transfer_signature: bytes
     first_seen_height: int
     expires_at: int                 # first_seen_height + expiration_blocks (then)
-    per_token_price: int            # locked at the first message
+    per_token_price: int            # whole ngonka, locked at the first message
     response_hash: bytes = b""
     prompt_tokens: int = 0          # the executor's count if it gave one (> 0), else the TA's
     completion_tokens: int = 0
@@ -147,6 +148,7 @@ def completed_in_epoch(store: KVReader, epoch: int) -> list[InferenceRecord]:
 # -- prices and usage ------------------------------------------------------------------------
 
 def stored_price(store: KVReader, model: str) -> int | None:
+    """The dynamic price of `model` in millionths of a ngonka per token (see pricing)."""
     return get_value(store, PRICE + model.encode(), int)
 
 

@@ -111,7 +111,7 @@ class Net(Chain):
     # -- queries -------------------------------------------------------------------------
 
     def epoch_info(self) -> dict:
-        return self.query("epochs/current", height=str(self.height))
+        return self.query("epochs/current", at_height=str(self.height))
 
     def effective(self) -> int:
         return self.epoch_info()["effective_epoch"]
@@ -248,3 +248,64 @@ def inference_request(ta: Host, executor: Host, *, n: int = 0, model: str = MODE
         response_hash=response_hash, prompt_tokens=reported,
         completion_tokens=completion_tokens, executor_signature=executor_signature)
     return InferenceRequest(start, finish)
+
+
+# -- supply-checked net (moved here from test_rewards; usable by any module's tests) ------------
+
+# Five PoC counts within the 25% power cap, so the group weights are exactly these counts.
+COUNTS = (100, 110, 120, 130, 140)
+
+
+def coin_events(events) -> int:
+    """Minted minus burned, from a list of events."""
+    delta = 0
+    for event in events:
+        if event.type in ("mint", "burn"):
+            amount = int(dict((a.key, a.value) for a in event.attributes)["amount"])
+            delta += amount if event.type == "mint" else -amount
+    return delta
+
+
+class CheckedNet(Net):
+    """A Net that checks, for every committed block, supply change == mints - burns of that
+    block (its own events and its txs'); plus rewards helpers and `poke` (state injection)."""
+
+    def run(self, txs=()):
+        before = self.supply()
+        result = super().run(txs)
+        events = list(result.events) + [e for r in result.tx_results for e in r.events]
+        after = self.supply()
+        assert after - before == coin_events(events), (self.height, before, after)
+        return result
+
+    def supply(self) -> int:
+        return self.query("bank/supply")["amount"]
+
+    def settlement(self, host: Host) -> dict | None:
+        import msgspec
+
+        result = self.app.query("rewards/settlement", {"address": host.address})
+        return msgspec.json.decode(result.value) if result.code == 0 else None
+
+    def claim(self, host: Host, epoch: int, seed: bytes | None = None) -> abci.TxResult:
+        from chain.types.msgs import MsgClaimRewards
+
+        return self.send((host.key, MsgClaimRewards(
+            participant=host.address, epoch=epoch,
+            seed=host.seed(epoch) if seed is None else seed)))[0]
+
+    def poke(self, change) -> None:
+        """Commit one empty block in which `change(ctx)` also ran after the end-block hooks:
+        the test's stand-in for state other modules (inference, validation) would produce.
+        (Not supply-checked: `change` may move coins without events.)"""
+        from chain.app.context import Context
+
+        block = self.block([])
+        self.app.finalize_block(block)
+        pending = self.app._pending  # noqa: SLF001 - test-only state injection
+        ctx = Context(store=pending.overlay, chain_id=self.genesis.chain_id,
+                      height=block.header.height, time_ns=block.header.time_ns,
+                      dispatch=self.app._dispatch)  # noqa: SLF001
+        change(ctx)
+        self.app.commit()
+        self.last_block = block

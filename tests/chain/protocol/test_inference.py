@@ -360,6 +360,8 @@ def test_queries_refuse_bad_parameters(paid):
     assert net.app.query("inference/inference", {"id": "zz"}).code == 2
     assert net.app.query("inference/inference", {"id": "00" * 64}).code == 3
     assert net.app.query("inference/epoch", {}).code == 2
-    # Prices of the models the effective epoch serves, by id
-    assert net.query("inference/prices") == [{"model": OTHER, "price": PRICE},
-                                             {"model": MODEL, "price": PRICE}]
+    # Prices of the models the effective epoch serves, by id: the whole-ngonka price charged
+    # and the precise one (millionths of a ngonka) it is the floor of
+    assert net.query("inference/prices") == [
+        {"model": OTHER, "price": PRICE, "precise_price": PRICE * 10**6},
+        {"model": MODEL, "price": PRICE, "precise_price": PRICE * 10**6}]

@@ -30,7 +30,14 @@ from chain.types.msgs import (
     MsgValidation,
     MsgWithdrawCollateral,
 )
-from tests.chain.protocol.harness import DEVELOPER, GONKA, Host, Net, inference_request
+from tests.chain.protocol.harness import (
+    DEVELOPER,
+    GONKA,
+    Host,
+    Net,
+    coin_events,
+    inference_request,
+)
 
 DEVELOPERS = (DEVELOPER, secp256k1.PrivateKey(bytes([98]) * 32))
 PARAMS = {
@@ -155,20 +162,10 @@ def _replace(msg, **changes):
     return msgspec.structs.replace(msg, **changes)
 
 
-def coin_delta(result) -> int:
-    """Minted minus burned in a block, from its events."""
-    total = 0
-    events = list(result.events) + [e for r in result.tx_results for e in r.events]
-    for event in events:
-        if event.type in ("mint", "burn"):
-            amount = int(dict((a.key, a.value) for a in event.attributes)["amount"])
-            total += amount if event.type == "mint" else -amount
-    return total
-
-
 def check_invariants(net: Net, hosts, supply_before: int, result) -> int:
     supply = net.query("bank/supply")["amount"]
-    assert supply - supply_before == coin_delta(result), net.height
+    events = list(result.events) + [e for r in result.tx_results for e in r.events]
+    assert supply - supply_before == coin_events(events), net.height
     assert net.query("bank/invariants")["holds"]
     accounts = [h.address for h in hosts] + [d.address for d in DEVELOPERS] + [
         module_address(m) for m in MODULES]

@@ -19,8 +19,7 @@ from chain.app.reputation.score import (
     score,
 )
 from chain.store.kv import EmptyReader, Overlay
-from tests.chain.protocol.harness import Host
-from tests.chain.protocol.test_rewards import COUNTS, CheckedNet
+from tests.chain.protocol.harness import COUNTS, CheckedNet, Host
 
 ADDRESS = Host(0).address
 

@@ -15,59 +15,10 @@ from chain.app.participants.state import INVALID, EpochStats, get_participant, p
 from chain.app.rewards.emission import capped_emission, epoch_emission
 from chain.app.rewards.params import RewardsParams
 from chain.types.inference import seed_commitment
-from chain.types.msgs import MsgClaimRewards, MsgDepositCollateral
-from tests.chain.protocol.harness import GONKA, Host, Net
+from chain.types.msgs import MsgDepositCollateral
+from tests.chain.protocol.harness import COUNTS, GONKA, CheckedNet, Host
 
-# Within the 25% power cap, so the group weights are exactly these counts.
-COUNTS = (100, 110, 120, 130, 140)
 DEVNET_EMISSION = 1_000 * GONKA
-
-
-def coin_events(events) -> int:
-    """Minted minus burned, from a list of events."""
-    delta = 0
-    for event in events:
-        if event.type in ("mint", "burn"):
-            amount = int(dict((a.key, a.value) for a in event.attributes)["amount"])
-            delta += amount if event.type == "mint" else -amount
-    return delta
-
-
-class CheckedNet(Net):
-    """A Net that checks, for every committed block, supply change == mints - burns."""
-
-    def run(self, txs=()):
-        before = self.query("bank/supply")["amount"]
-        result = super().run(txs)
-        events = list(result.events) + [e for r in result.tx_results for e in r.events]
-        after = self.query("bank/supply")["amount"]
-        assert after - before == coin_events(events), (self.height, before, after)
-        return result
-
-    def supply(self) -> int:
-        return self.query("bank/supply")["amount"]
-
-    def settlement(self, host: Host) -> dict | None:
-        result = self.app.query("rewards/settlement", {"address": host.address})
-        return msgspec.json.decode(result.value) if result.code == 0 else None
-
-    def claim(self, host: Host, epoch: int, seed: bytes | None = None) -> abci.TxResult:
-        return self.send((host.key, MsgClaimRewards(
-            participant=host.address, epoch=epoch,
-            seed=host.seed(epoch) if seed is None else seed)))[0]
-
-    def poke(self, change) -> None:
-        """Commit one empty block in which `change(ctx)` also ran after the end-block hooks:
-        the test's stand-in for state other modules (inference, validation) would produce."""
-        block = self.block([])
-        self.app.finalize_block(block)
-        pending = self.app._pending  # noqa: SLF001 - test-only state injection
-        ctx = Context(store=pending.overlay, chain_id=self.genesis.chain_id,
-                      height=block.header.height, time_ns=block.header.time_ns,
-                      dispatch=self.app._dispatch)  # noqa: SLF001
-        change(ctx)
-        self.app.commit()
-        self.last_block = block
 
 
 @pytest.fixture

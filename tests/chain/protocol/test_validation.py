@@ -13,18 +13,18 @@ import pytest
 from chain.app.auth.state import module_address
 from chain.app.validation.params import ValidationParams
 from chain.app.validation.selection import should_validate
-from chain.crypto import secp256k1
 from chain.crypto.hashing import blake3_256
-from chain.types.inference import execution_sign_bytes, request_sign_bytes, transfer_sign_bytes
-from chain.types.msgs import (
-    MsgDepositCollateral,
-    MsgFinishInference,
-    MsgStartInference,
-    MsgValidation,
+from chain.types.msgs import MsgDepositCollateral, MsgValidation
+from tests.chain.protocol.harness import (
+    DEVELOPER,
+    GONKA,
+    Host,
+    InferenceRequest,
+    Net,
+    inference_request,
 )
-from tests.chain.protocol.harness import GONKA, MODEL, Host, Net
 
-DEV = secp256k1.PrivateKey(bytes([99]) * 32)
+DEV = DEVELOPER
 DEV_FUNDS = 1_000 * GONKA
 WORK = module_address("work")
 PRICE = 10                      # the devnet model's base price, kept fixed below
@@ -60,36 +60,19 @@ class Counter:
     n = 0
 
 
-def start_msg(ta: Host, executor: Host, n: int):
-    prompt_hash = blake3_256(b"prompt %d" % n)
-    ts = 1_000 + n
-    inference_id = DEV.sign(request_sign_bytes(prompt_hash, ts, ta.address))
-    transfer = ta.key.sign(transfer_sign_bytes(prompt_hash, ts, ta.address, executor.address,
-                                               MODEL))
-    start = MsgStartInference(
-        transfer_agent=ta.address, inference_id=inference_id, requested_by=DEV.address,
-        requester_pubkey=DEV.public_key, executor=executor.address, model=MODEL,
-        prompt_hash=prompt_hash, prompt_tokens=PROMPT, max_tokens=MAX, request_timestamp_ns=ts,
-        transfer_signature=transfer)
-    response_hash = blake3_256(b"response %d" % n)
-    finish = MsgFinishInference(
-        executor=executor.address, inference_id=inference_id, requested_by=DEV.address,
-        requester_pubkey=DEV.public_key, transfer_agent=ta.address, model=MODEL,
-        prompt_hash=prompt_hash, request_timestamp_ns=ts, transfer_signature=transfer,
-        response_hash=response_hash, prompt_tokens=PROMPT, completion_tokens=COMPLETION,
-        executor_signature=executor.key.sign(execution_sign_bytes(
-            prompt_hash, ts, ta.address, executor.address, MODEL, response_hash, PROMPT,
-            COMPLETION)))
-    return inference_id, start, finish
+def request(ta: Host, executor: Host) -> InferenceRequest:
+    """A new request of DEV (PROMPT + MAX tokens, COMPLETION completed), signed by all three."""
+    Counter.n += 1
+    return inference_request(ta, executor, n=Counter.n, prompt_tokens=PROMPT, max_tokens=MAX,
+                             completion_tokens=COMPLETION)
 
 
 def infer(net: Net, executor: Host, ta: Host | None = None) -> bytes:
     """One completed inference executed by `executor`; its id."""
-    Counter.n += 1
     ta = ta or next(h for h in net.hosts if h is not executor)
-    inference_id, start, finish = start_msg(ta, executor, Counter.n)
-    net.ok((ta.key, start), (executor.key, finish))
-    return inference_id
+    req = request(ta, executor)
+    net.ok((ta.key, req.start), (executor.key, req.finish))
+    return req.id
 
 
 def validate(net: Net, validator: Host, inference_id: bytes, similarity: int,
@@ -428,9 +411,9 @@ def test_refused_validations_change_nothing(net, hosts):
     iid = infer(net, h0)
     ok(net, h1, iid, PASS)
     # A started inference (no finish yet)
-    Counter.n += 1
-    started_id, start, _ = start_msg(h1, h2, Counter.n)
-    net.ok((h1.key, start))
+    started = request(h1, h2)
+    started_id = started.id
+    net.ok((h1.key, started.start))
     before = snapshot(net, iid, started_id)
     cases = [
         (outsider, iid, False, 901),            # not a member of the group
