@@ -9,6 +9,7 @@ import stat
 from chain.crypto.node_key import load_node_key
 from chain.node.config import load_config
 from chain.node.home import NodeHome
+from chain.node.setup import read_genesis
 from chain.types.genesis import load_genesis
 
 ALICE = "gonka19rl4cm2hmr8afy4kldpxz3fka4jguq0av42rch"
@@ -44,6 +45,21 @@ def test_init_then_genesis_edits_give_a_startable_genesis(gonka, tmp_path):
     assert {a.address: a.balance for a in genesis.accounts}[ALICE] == 5_000_000_007
     [v] = genesis.validators
     assert (v.name, v.power, v.pubkey.hex()) == ("v0", 10, info["validator_pubkey"])
+
+
+def test_init_takes_a_params_profile(gonka, tmp_path):
+    default = gonka("chain", "init", "--home", str(tmp_path / "a"), "--chain-id", "t-1")
+    assert default.code == 0, default.err
+    mainnet = read_genesis(NodeHome(tmp_path / "a")).app_params
+    assert mainnet["poc"]["param_set"] == "mainnet"
+    assert gonka("chain", "init", "--home", str(tmp_path / "b"), "--chain-id", "t-1",
+                 "--profile", "devnet").code == 0
+    devnet = read_genesis(NodeHome(tmp_path / "b")).app_params
+    assert devnet["epochs"]["epoch_length"] == 40
+    refused = gonka("chain", "init", "--home", str(tmp_path / "c"), "--chain-id", "t-1",
+                    "--profile", "moon")
+    assert refused.code == 2 and "moon" in refused.err
+    assert not (tmp_path / "c").exists()
 
 
 def test_init_refuses_an_initialised_home_and_keeps_its_keys(gonka, tmp_path):

@@ -15,6 +15,9 @@ def test_devnet_home_has_one_funded_developer_and_one_validator(gonka, tmp_path)
     address = re.search(r"developer account:\s+(gonka1\w+)", first.out).group(1)
     genesis = load_genesis(NodeHome(home).genesis_file)
     assert genesis.chain_id == "gonka-devnet" and len(genesis.validators) == 1
+    # The devnet runs the devnet params profile: short epochs, the small PoC function
+    assert genesis.app_params["epochs"]["epoch_length"] == 40
+    assert genesis.app_params["poc"]["param_set"] == "test"
     assert {a.address: a.balance for a in genesis.accounts}[address] > 0
     # Run again: the same account, not a new one.
     again = gonka("devnet", "--home", str(home), "--init-only")

@@ -29,7 +29,6 @@ OPERATOR = "validator-operator"
 DEVELOPER_FUNDS = 1_000_000 * NGONKA_PER_GONKA
 
 NOT_BUILT = (
-    ("protocol modules (epochs, PoC weights, inference, rewards)", 5),
     ("API node (OpenAI-compatible signed inference)", 6),
     ("the devnet's API and ML-node processes (the ML node runs alone: gonka mlnode start), "
      "the full testermint_py harness", 7),
