@@ -1,5 +1,5 @@
-"""Handler of MsgRegisterParticipant: register a host, or update its URL, consensus key and ML
-nodes. An update never resets its balance, stats, status or history (the reference's
+"""Handler of MsgRegisterParticipant: register a host, or update its URL, consensus key, worker
+key and ML nodes. An update never resets its balance, stats, status or history (the reference's
 re-registration wiped them). A consensus key belongs to one host; every model an ML node names
 must be in the registry."""
 
@@ -48,12 +48,13 @@ def handle_register(ctx: Context, msg: MsgRegisterParticipant) -> None:
     if old is None:
         participant = state.Participant(
             address=msg.participant, inference_url=msg.inference_url,
-            validator_key=msg.validator_key, ml_nodes=msg.ml_nodes, join_height=ctx.height)
+            validator_key=msg.validator_key, ml_nodes=msg.ml_nodes, join_height=ctx.height,
+            worker_key=msg.worker_key)
         event = "participant_registered"
     else:
         participant = msgspec.structs.replace(
             old, inference_url=msg.inference_url, validator_key=msg.validator_key,
-            ml_nodes=msg.ml_nodes)
+            ml_nodes=msg.ml_nodes, worker_key=msg.worker_key)
         event = "participant_updated"
     state.put_participant(ctx.store, participant)
     state.set_validator_key_owner(ctx.store, old.validator_key if old else None,

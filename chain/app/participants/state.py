@@ -60,6 +60,7 @@ class Participant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ml_nodes: tuple[MlNodeSpec, ...]
     join_height: int
     status: Status = ACTIVE
+    worker_key: bytes | None = None
     coin_balance: int = 0
     consecutive_invalid: int = 0
     epochs_completed: int = 0

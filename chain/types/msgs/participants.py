@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from chain.types.common import Address, check_address
+from chain.types.common import AccountPubKey, Address, check_address
 from chain.types.msgs.base import BaseMsg
 
 MAX_ML_NODES = 64
@@ -60,6 +60,10 @@ class MsgRegisterParticipant(BaseMsg, tag="participants/MsgRegisterParticipant")
     # ed25519 consensus key: the participant's voting power is given to this key.
     validator_key: Ed25519Key
     ml_nodes: Annotated[tuple[MlNodeSpec, ...], msgspec.Meta(max_length=MAX_ML_NODES)] = ()
+    # The compressed secp256k1 key of the host's warm (operational) account, published so that
+    # others can tell which account acts for it. It grants nothing: the authority to act for
+    # the host is an authz grant from this (cold) account.
+    worker_key: AccountPubKey | None = None
 
     def __post_init__(self) -> None:
         check_address("participant", self.participant)

@@ -3,6 +3,8 @@ with its own code and changes nothing."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from chain.app import abci
@@ -47,12 +49,15 @@ def register_msg(host: Host, **kw) -> MsgRegisterParticipant:
     return MsgRegisterParticipant(**fields)
 
 
-def test_reregistration_updates_url_and_nodes_and_keeps_history(net, hosts):
+def test_reregistration_updates_url_keys_and_nodes_and_keeps_history(net, hosts):
     before = net.participant(hosts[0])
+    assert before["worker_key"] is None
+    warm = secp256k1.PrivateKey(bytes([77]) * 32)
     net.ok((hosts[0].key, register_msg(hosts[0], inference_url="https://new.example",
-                                       ml_nodes=())))
+                                       ml_nodes=(), worker_key=warm.public_key)))
     after = net.participant(hosts[0])
     assert after["inference_url"] == "https://new.example" and after["ml_nodes"] == []
+    assert base64.b64decode(after["worker_key"]) == warm.public_key
     assert after["join_height"] == before["join_height"]
 
 
