@@ -9,7 +9,9 @@ At the end of block h, with E the effective epoch:
    b. rewards.settle(E): every participant's work and reward coins, downtime slashing,
       reputation summaries, expired claims burned, vesting advanced;
    c. collateral.advance_epoch(E+1): unbonding that completes now is paid;
-   d. E+1 becomes effective and its members (weight > 0) become the validator set; validators
+   d. epoch E-1 is pruned (validation, then inference): settle(E) has just burned E-1's
+      unclaimed amounts, so nothing can read its records, validations or resolved votes again;
+   e. E+1 becomes effective and its members (weight > 0) become the validator set; validators
       not in it get power 0. Consensus applies the update two heights later.
 The `>=` tests (with the "not yet done" state) keep the clock moving even if a governance change
 of the epoch params moves a stage height to before the current height.
@@ -22,9 +24,11 @@ import msgspec
 from chain.app.collateral.state import advance_epoch
 from chain.app.context import Context
 from chain.app.epochs import state
+from chain.app.inference.state import prune_epoch as prune_inferences
 from chain.app.poc.weights import form_group
 from chain.app.rewards.settlement import settle
 from chain.app.validation.hooks import close_epoch
+from chain.app.validation.state import prune_epoch as prune_validations
 from chain.app.validators.state import Validator, all_validators, set_validator
 
 
@@ -56,6 +60,10 @@ def switch(ctx: Context, ending: int, new: int) -> None:
     close_epoch(ctx, ending)
     settle(ctx, ending)
     advance_epoch(ctx, new)
+    if ending >= 1:
+        # Validation first: it finds the epoch's votes through inference's by_epoch index.
+        prune_validations(ctx, ending - 1)
+        prune_inferences(ctx, ending - 1)
     old_group = state.get_group(ctx.store, ending)
     if old_group is not None:
         state.put_group(ctx.store, msgspec.structs.replace(old_group, last_height=ctx.height))

@@ -10,6 +10,13 @@ def short_id(inference_id: bytes) -> str:
     return inference_id.hex()[:16]
 
 
+def _seconds(ns: int) -> str:
+    """A duration in ns as seconds with up to 9 decimals (exact: no floats)."""
+    whole, frac = divmod(abs(ns), 10**9)
+    text = f"{whole}.{frac:09d}".rstrip("0").rstrip(".")
+    return ("-" if ns < 0 else "") + text + " s"
+
+
 class InferenceError(TxError):
     codespace = "inference"
 
@@ -64,9 +71,14 @@ class ExecutorNotServing(InferenceError):
 class DuplicateInference(InferenceError):
     code = 806
 
-    def __init__(self, inference_id: bytes, message: str) -> None:
-        super().__init__(f"inference {short_id(inference_id)} already has its {message}")
-        self.inference_id, self.message = inference_id, message
+    def __init__(self, inference_id: bytes, message: str, *, pruned: bool = False) -> None:
+        # `pruned`: the id is in the seen index but its record is gone (completed and pruned
+        # with its epoch): the message replays a request the chain already settled.
+        super().__init__(
+            f"inference {short_id(inference_id)} was already completed and its record pruned: "
+            f"this {message} replays it" if pruned
+            else f"inference {short_id(inference_id)} already has its {message}")
+        self.inference_id, self.message, self.pruned = inference_id, message, pruned
 
 
 class InferenceExpired(InferenceError):
@@ -94,3 +106,29 @@ class DeveloperCannotPay(InferenceError):
                          f"{short_id(inference_id)} is {escrow}")
         self.inference_id, self.developer = inference_id, developer
         self.balance, self.escrow = balance, escrow
+
+
+class RequestTooOld(InferenceError):
+    code = 810
+
+    def __init__(self, inference_id: bytes, request_ns: int, block_ns: int,
+                 earliest_ns: int) -> None:
+        super().__init__(f"inference {short_id(inference_id)} was requested at {request_ns} ns, "
+                         f"{_seconds(block_ns - request_ns)} before the block time {block_ns} ns; "
+                         f"a first message is accepted for request times >= {earliest_ns} ns only "
+                         "(block time - max_request_age_s, or older ids are forgotten)")
+        self.inference_id, self.request_ns = inference_id, request_ns
+        self.block_ns, self.earliest_ns = block_ns, earliest_ns
+
+
+class RequestFromFuture(InferenceError):
+    code = 811
+
+    def __init__(self, inference_id: bytes, request_ns: int, block_ns: int,
+                 latest_ns: int) -> None:
+        super().__init__(f"inference {short_id(inference_id)} claims a request time "
+                         f"{request_ns} ns, {_seconds(request_ns - block_ns)} after the block "
+                         f"time {block_ns} ns; a first message is accepted for request times "
+                         f"<= {latest_ns} ns only (block time + max_request_advance_s)")
+        self.inference_id, self.request_ns = inference_id, request_ns
+        self.block_ns, self.latest_ns = block_ns, latest_ns

@@ -4,8 +4,9 @@ first, and the second completes the inference: the executor is paid in work coin
 developer refunded the rest of the escrow.
 
 Both messages are checked in full on arrival (signatures, parties, model, executor's sub-group
-membership in the effective epoch); the second must agree with the first on every field both
-carry. This module never judges an inference's output: that is validation's.
+membership in the effective epoch); the first must be new and inside the request time window
+(window.py), the second must agree with the first on every field both carry. This module never
+judges an inference's output: that is validation's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from chain.app.auth.state import module_account, module_address
 from chain.app.bank import state as bank
 from chain.app.context import Context
 from chain.app.epochs import state as epochs
-from chain.app.inference import state
+from chain.app.inference import state, window
 from chain.app.inference.errors import (
     DeveloperCannotPay,
     DuplicateInference,
@@ -47,15 +48,22 @@ Msg = MsgStartInference | MsgFinishInference
 
 def _check_common(ctx: Context, msg: Msg, record: InferenceRecord | None,
                   this: str) -> ModelSpec:
-    """Checks shared by both messages, in order: the id's state, the developer's and transfer
-    agent's signatures, the parties, the model and the executor's sub-group. Returns the
-    model's snapshot in the effective epoch."""
+    """Checks shared by both messages, in order: the id's state (for a first message: not seen
+    before, request time inside the window), the developer's and transfer agent's signatures,
+    the parties, the model and the executor's sub-group. Returns the model's snapshot in the
+    effective epoch."""
     if record is not None:
         if record.status == state.EXPIRED:
             raise InferenceExpired(msg.inference_id, record.expires_at)
         seen = record.start_seen if this == "start" else record.finish_seen
         if seen:
             raise DuplicateInference(msg.inference_id, this)
+    else:
+        # A first message: the id must be new (its record may have been pruned) and its request
+        # time inside the window, so that the seen index covers every id that could come back.
+        if state.is_seen(ctx.store, msg.request_timestamp_ns, msg.inference_id):
+            raise DuplicateInference(msg.inference_id, this, pruned=True)
+        window.check_request_time(ctx, msg.inference_id, msg.request_timestamp_ns)
     request = request_sign_bytes(msg.prompt_hash, msg.request_timestamp_ns, msg.transfer_agent)
     if not native.verify_secp256k1(msg.requester_pubkey, request, msg.inference_id):
         raise InvalidDeveloperSignature(msg.inference_id, msg.requested_by)
@@ -83,9 +91,10 @@ def _check_common(ctx: Context, msg: Msg, record: InferenceRecord | None,
 
 def _new_record(ctx: Context, msg: Msg, spec: ModelSpec) -> InferenceRecord:
     """The record of a first message: price locked now (whole ngonka: the floor of the precise
-    dynamic price), deadline set now."""
+    dynamic price), deadline set now, id remembered in the seen index."""
     expires_at = ctx.height + inference_params(ctx.store).expiration_blocks
     state.add_expiry(ctx.store, expires_at, msg.inference_id)
+    state.mark_seen(ctx.store, msg.request_timestamp_ns, msg.inference_id)
     return InferenceRecord(
         id=msg.inference_id, status=state.STARTED, requested_by=msg.requested_by,
         transfer_agent=msg.transfer_agent, executor=msg.executor, model=msg.model,

@@ -1,4 +1,5 @@
-"""Parameters of the inference module: record expiry and the per-model dynamic price."""
+"""Parameters of the inference module: the request time window, record expiry and the
+per-model dynamic price."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ class InferenceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # A record without both messages this many blocks after the first is expired: full refund,
     # and a missed request for the executor when the finish is what is missing.
     expiration_blocks: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 20
+    # The first message of an inference must carry a request time in [block time - age, block
+    # time + advance]: the chain remembers ids (inference/seen) only that long, so an older
+    # request can never be replayed once its record is pruned. At least a second each.
+    max_request_age_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 300
+    max_request_advance_s: Annotated[int, msgspec.Meta(ge=1, le=3_600)] = 60
     # Until this epoch every model's price is `grace_per_token_price` (0: free inference).
     grace_period_end_epoch: Annotated[int, msgspec.Meta(ge=0)] = 90
     grace_per_token_price: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 0

@@ -1,10 +1,15 @@
 """State of the inference module: one record per inference, its expiry queue, the index of
-completed inferences by epoch, the per-model price and the token usage the price follows.
+completed inferences by epoch, the index of request ids seen inside the request time window, the
+per-model price and the token usage the price follows.
 
 Keys:
     inference/record/<64-byte id>               -> InferenceRecord
     inference/expiry/<u64 deadline><id>         -> b""  (open records only: removed on completion)
     inference/by_epoch/<u64 epoch><id>          -> b""  (completed records, by attributed epoch)
+    inference/seen/<u64 request_timestamp_ns><id> -> b"" (every id whose first message came, until
+                                                         its request time leaves the window)
+    inference/seen_floor                        -> int  (every seen key below it is deleted: no
+                                                         first message older than it is accepted)
     inference/price/<model>                     -> int  (dynamic price in millionths of a ngonka
                                                          per token; absent during the grace
                                                          period and before the first update)
@@ -14,6 +19,12 @@ The expiry queue holds exactly the open records (first message seen, neither com
 expired), so the escrow the "inference" module account must hold is the sum over that queue.
 Other modules (validation) read and update records through `get_inference`/`put_inference` and
 never touch the queue or the index; this module never decides validation outcomes.
+
+Retention: records are deleted once nothing can read or replay them. A completed record goes
+with its epoch (`prune_epoch`, two epochs later, when no claim can read it) or, if it was still
+voting then, when its vote resolves (`prune_record`); an expired record goes with its seen key.
+Replays stay refused: while the seen key lives the id is a duplicate, afterwards the request
+time is outside the window. Pruning never touches an open record, escrow or any coin.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from typing import Literal
 
 import msgspec
 
-from chain.app.context import get_value, put_value, u64
+from chain.app.context import Context, get_value, put_value, u64
 from chain.store.kv import KVReader, Overlay, prefix_end, scan_prefix
 
 RECORD = b"inference/record/"
@@ -30,6 +41,8 @@ EXPIRY = b"inference/expiry/"
 BY_EPOCH = b"inference/by_epoch/"
 PRICE = b"inference/price/"
 USAGE = b"inference/usage/"
+SEEN = b"inference/seen/"
+SEEN_FLOOR = b"inference/seen_floor"
 
 Status = Literal["started", "finished", "validated", "voting", "invalidated", "expired"]
 # Open: one or both messages in, not yet completed (a Finish that came first is "started" too).
@@ -42,6 +55,8 @@ INVALIDATED: Status = "invalidated"
 # Not completed within expiration_blocks of its first message: refunded, never completes.
 EXPIRED: Status = "expired"
 COMPLETED_STATUSES: frozenset[str] = frozenset({FINISHED, VALIDATED, VOTING, INVALIDATED})
+# Completed and settled for good: prunable with their epoch (a VOTING record waits for its vote).
+PRUNABLE_STATUSES: frozenset[str] = frozenset({FINISHED, VALIDATED, INVALIDATED})
 
 
 class InferenceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -134,6 +149,12 @@ def index_completed(store: Overlay, epoch: int, inference_id: bytes) -> None:
     store.set(BY_EPOCH + u64(epoch) + inference_id, b"")
 
 
+def epoch_ids(store: KVReader, epoch: int) -> list[bytes]:
+    """Ids of the inferences completed while `epoch` was effective and not yet pruned, sorted."""
+    prefix = BY_EPOCH + u64(epoch)
+    return [key[len(prefix):] for key, _ in scan_prefix(store, prefix)]
+
+
 def completed_in_epoch(store: KVReader, epoch: int) -> list[InferenceRecord]:
     """The inferences completed while `epoch` was effective, sorted by id."""
     prefix = BY_EPOCH + u64(epoch)
@@ -143,6 +164,68 @@ def completed_in_epoch(store: KVReader, epoch: int) -> list[InferenceRecord]:
         if record is not None:
             out.append(record)
     return out
+
+
+# -- the seen index (replay protection) -----------------------------------------------------
+
+def _seen_key(request_ns: int, inference_id: bytes) -> bytes:
+    return SEEN + u64(request_ns) + inference_id
+
+
+def mark_seen(store: Overlay, request_ns: int, inference_id: bytes) -> None:
+    store.set(_seen_key(request_ns, inference_id), b"")
+
+
+def is_seen(store: KVReader, request_ns: int, inference_id: bytes) -> bool:
+    return store.get(_seen_key(request_ns, inference_id)) is not None
+
+
+def seen_floor(store: KVReader) -> int:
+    """Request times below this have had their seen keys deleted (0: none yet)."""
+    return get_value(store, SEEN_FLOOR, int) or 0
+
+
+def forget_seen_before(store: Overlay, before_ns: int) -> list[bytes]:
+    """Delete the seen keys with request time < `before_ns` and raise the floor to it; the ids
+    forgotten, in key order."""
+    ids = []
+    for key, _ in store.scan(SEEN, SEEN + u64(before_ns)):
+        store.delete(key)
+        ids.append(key[len(SEEN) + 8:])
+    if ids:
+        put_value(store, SEEN_FLOOR, before_ns)
+    return ids
+
+
+# -- pruning ---------------------------------------------------------------------------------
+
+def delete_record(store: Overlay, record: InferenceRecord) -> None:
+    """Delete a record that is no longer open (expired, or completed and settled) with its
+    by_epoch key. Never for an open record: its escrow is accounted for by the expiry queue."""
+    assert record.status != STARTED, "an open record is never deleted"
+    store.delete(RECORD + record.id)
+    if record.completed:
+        store.delete(BY_EPOCH + u64(record.epoch) + record.id)
+
+
+def prune_epoch(ctx: Context, epoch: int) -> None:
+    """Delete the completed records of `epoch` (finished, validated, invalidated) and their
+    by_epoch keys; VOTING records stay (the vote is open, a hold may wait on it) and are
+    deleted when their vote resolves (validation.votes). Called by the epoch clock when `epoch`
+    can no longer be claimed. Run validation's prune_epoch first: it finds the epoch's votes
+    through this index."""
+    prefix = BY_EPOCH + u64(epoch)
+    pruned = kept = 0
+    for key, _ in scan_prefix(ctx.store, prefix):
+        record = get_inference(ctx.store, key[len(prefix):])
+        if record is None:
+            ctx.store.delete(key)
+        elif record.status in PRUNABLE_STATUSES:
+            delete_record(ctx.store, record)
+            pruned += 1
+        else:
+            kept += 1
+    ctx.emit("inference_pruned", epoch=epoch, records=pruned, kept_voting=kept)
 
 
 # -- prices and usage ------------------------------------------------------------------------

@@ -9,6 +9,11 @@ Keys:
     validation/deadline/<u64 height><id>          -> b""   votes still open, by deadline
     validation/hold/<id>                          -> HeldWork
 
+Retention: when epoch N becomes effective, epoch N-2 can no longer be claimed, so its done keys
+and the resolved votes of its inferences are deleted (`prune_epoch`); a vote still open then is
+deleted with its inference's record when it resolves (votes.resolve). Open votes, their indexes
+and holds are never pruned.
+
 Money: the cost of a completed inference sits in the "work" module account and is owed to its
 workers (executor and first-round validators) through their `coin_balance`. This module only
 moves it between coin balances (work sharing), onto a hold (`hold_work`, when the epoch of a
@@ -25,8 +30,8 @@ from typing import Literal
 
 import msgspec
 
-from chain.app.context import get_value, put_value, u64
-from chain.app.inference.state import InferenceRecord
+from chain.app.context import Context, get_value, put_value, u64
+from chain.app.inference.state import InferenceRecord, epoch_ids
 from chain.app.params.state import get_params
 from chain.app.participants.state import put_participant, require_participant
 from chain.app.validation.params import ValidationParams
@@ -186,3 +191,27 @@ def holds(store: KVReader) -> list[HeldWork]:
 def held_total(store: KVReader) -> int:
     """Work coins on hold for disputed inferences (a term of the "work" account invariant)."""
     return sum(h.total for h in holds(store))
+
+
+# -- pruning ---------------------------------------------------------------------------------
+
+def delete_vote(store: Overlay, vote: Vote) -> None:
+    """Forget a resolved vote (an open one is never deleted: its indexes point at it)."""
+    assert vote.outcome != "", "an open vote is never deleted"
+    store.delete(VOTE + vote.inference_id)
+
+
+def prune_epoch(ctx: Context, epoch: int) -> None:
+    """Delete the first-round validations of `epoch` (no claim of it can come any more) and the
+    resolved votes of its inferences. Run before inference's prune_epoch: the epoch's inferences
+    are found through inference's by_epoch index."""
+    done = scan_prefix(ctx.store, DONE + u64(epoch))
+    for key, _ in done:
+        ctx.store.delete(key)
+    votes = 0
+    for inference_id in epoch_ids(ctx.store, epoch):
+        vote = get_vote(ctx.store, inference_id)
+        if vote is not None and vote.outcome != "":
+            delete_vote(ctx.store, vote)
+            votes += 1
+    ctx.emit("validation_pruned", epoch=epoch, validations=len(done), votes=votes)

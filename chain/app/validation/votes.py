@@ -11,7 +11,8 @@ Invalidated: the workers give back their shares (from their coin balances, or fr
 the epoch has settled meanwhile), the developer gets the actual cost back out of the "work"
 account, and the executor's invalidation counters go up. Validated: the executor's run of
 invalidations ends, and held coins go back to the workers. Either way the executor's status is
-recomputed.
+recomputed. If the inference's epoch was pruned while the vote was open, the record and the
+vote are deleted once it resolves.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from chain.app.inference.state import (
     VALIDATED,
     VOTING,
     InferenceRecord,
+    delete_record,
     get_inference,
     put_inference,
 )
@@ -141,7 +143,16 @@ def resolve(ctx: Context, vote: state.Vote, outcome: state.Outcome) -> None:
             executor, consecutive_invalid=0,
             stats=msgspec.structs.replace(executor.stats,
                                           validated=executor.stats.validated + 1)))
+    # A vote that outlived its epoch's pruning (at the switch to epoch + 2) takes the record and
+    # itself along now: nothing can read them any more (claims of the epoch are over).
+    pruned = epochs.effective_epoch(ctx.store) >= record.epoch + 2
+    if pruned:
+        final = get_inference(ctx.store, record.id)
+        closed = state.get_vote(ctx.store, record.id)
+        assert final is not None and closed is not None
+        delete_record(ctx.store, final)
+        state.delete_vote(ctx.store, closed)
     ctx.emit("inference_vote_resolved", inference_id=record.id.hex(), outcome=outcome,
              invalidate_weight=t.invalidate, revalidate_weight=t.revalidate,
-             total_weight=t.total, held=hold is not None)
+             total_weight=t.total, held=hold is not None, pruned=str(pruned).lower())
     recompute_status(ctx, record.executor)

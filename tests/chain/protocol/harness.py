@@ -92,6 +92,10 @@ class Net(Chain):
         return super().block(txs, app_hash=app_hash,
                              time_ns=T0 + height * SECOND if time_ns is None else time_ns)
 
+    def now_ns(self) -> int:
+        """The block time of the next block: a fresh request time for an inference sent in it."""
+        return T0 + (self.height + 1) * SECOND
+
     def tx(self, key, *msgs) -> bytes:
         # A fresh memo makes each tx unique, so the same message can be sent twice.
         self._memo += 1
@@ -215,9 +219,12 @@ def inference_request(ta: Host, executor: Host, *, n: int = 0, model: str = MODE
                       developer: secp256k1.PrivateKey = DEVELOPER, prompt_tokens: int = 100,
                       max_tokens: int = 500, finish_prompt_tokens: int | None = None,
                       completion_tokens: int = 200, ta_key: secp256k1.PrivateKey | None = None,
-                      executor_key: secp256k1.PrivateKey | None = None) -> InferenceRequest:
+                      executor_key: secp256k1.PrivateKey | None = None,
+                      timestamp_ns: int | None = None) -> InferenceRequest:
     """Request number `n` of `developer`, routed by `ta` to `executor` (keys default to theirs;
-    the Finish reports `finish_prompt_tokens`, default `prompt_tokens`)."""
+    the Finish reports `finish_prompt_tokens`, default `prompt_tokens`). The request time is
+    `timestamp_ns`, default T0 + 1000 + n ns: inside the chain's request window (300 s) only
+    up to block ~300; later, pass a fresh one (Net.now_ns())."""
     from chain.crypto.hashing import blake3_256
     from chain.types.inference import (
         execution_sign_bytes,
@@ -227,7 +234,7 @@ def inference_request(ta: Host, executor: Host, *, n: int = 0, model: str = MODE
     from chain.types.msgs import MsgFinishInference, MsgStartInference
 
     prompt_hash = blake3_256(f"prompt {n}".encode())
-    ts = T0 + 1_000 + n
+    ts = T0 + 1_000 + n if timestamp_ns is None else timestamp_ns
     inference_id = developer.sign(request_sign_bytes(prompt_hash, ts, ta.address))
     transfer_signature = (ta_key or ta.key).sign(
         transfer_sign_bytes(prompt_hash, ts, ta.address, executor.address, model))

@@ -89,7 +89,9 @@ class Driver:
             r = inference_request(
                 hosts[ta], hosts[ex], n=self.counter, developer=DEVELOPERS[dev],
                 prompt_tokens=prompt, max_tokens=max_tokens, completion_tokens=completion,
-                ta_key=hosts[(ta + 1) % 4].key if mode == "bad_ta" else None)
+                ta_key=hosts[(ta + 1) % 4].key if mode == "bad_ta" else None,
+                # The next block's time: inside the chain's request window at any height.
+                timestamp_ns=net.now_ns())
             if mode == "bad_dev":
                 r.start = _replace(r.start, inference_id=bytes(64))
             self.requests.append((r, hosts[ta], hosts[ex]))
@@ -191,7 +193,7 @@ def check_invariants(net: Net, hosts, supply_before: int, result) -> int:
     return supply
 
 
-@settings(max_examples=20, deadline=None, derandomize=True,
+@settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(actions, max_size=4), min_size=BLOCKS, max_size=BLOCKS))
