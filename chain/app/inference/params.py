@@ -28,6 +28,13 @@ class InferenceParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stability_high_bps: Bps = 6_000
     elasticity_bps: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     utilization_window_s: Annotated[int, msgspec.Meta(ge=1, le=3_600)] = 60
+    # The chain-wide request budget transfer agents share (read off chain by the API node's
+    # bandwidth limiter, each host getting an equal share): bytes of estimated request traffic
+    # per block, and the estimate per prompt and per output token (the reference's 10752 KB,
+    # 0.0023 KB and 0.64 KB).
+    bandwidth_bytes_per_block: Annotated[int, msgspec.Meta(ge=1, le=10**12)] = 10_752 * 1024
+    bandwidth_bytes_per_input_token: Annotated[int, msgspec.Meta(ge=0, le=10**6)] = 3
+    bandwidth_bytes_per_output_token: Annotated[int, msgspec.Meta(ge=0, le=10**6)] = 655
 
     def validate(self) -> None:
         if self.stability_low_bps >= self.stability_high_bps:
