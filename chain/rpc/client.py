@@ -57,6 +57,9 @@ class RpcError(Exception):
         self.app_code = app_code
 
 
+EVENTS_CONNECT_TIMEOUT_S = 5.0
+
+
 def _rpc_error(status: int, body: bytes) -> RpcError:
     try:
         detail = msgspec.json.decode(body, type=ErrorBody).error
@@ -168,8 +171,12 @@ class RpcClient:
         delay = retry_delay
         while True:
             try:
+                # A server that dies mid-handshake would otherwise hold us for trio-websocket's
+                # 60 s default before the retry.
                 async with open_websocket_url(self._events_url(next_height, types),
-                                              max_message_size=max_message_size) as ws:
+                                              max_message_size=max_message_size,
+                                              connect_timeout=EVENTS_CONNECT_TIMEOUT_S,
+                                              disconnect_timeout=EVENTS_CONNECT_TIMEOUT_S) as ws:
                     while True:
                         message = await ws.get_message()
                         frame = msgspec.json.decode(message, type=EventFrame)
