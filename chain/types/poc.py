@@ -9,6 +9,7 @@ the API node and the ML node all read them; this module holds types and their ch
 from __future__ import annotations
 
 import math
+import struct
 from typing import Annotated
 
 import msgspec
@@ -29,6 +30,22 @@ DEFAULT_DIST_TOLERANCE = 1e-4
 DEFAULT_MISMATCH_RATE = 5e-4
 DEFAULT_FRAUD_THRESHOLD = 1e-7
 MAX_BATCH_NONCES = 1_000_000
+
+
+def poc_leaf(nonce: int, distance: float) -> bytes:
+    """The Merkle leaf of one valid nonce (`MsgPocCommit.root`): 34 bytes,
+    `b"gonka/poc-leaf/v1\\0" || u64be(nonce) || IEEE-754 binary64be(distance)`.
+
+    The leaves of a list differ only after the tag and the nonce is big-endian, so sorting leaves
+    as bytes sorts them by nonce. Raises ValueError for a nonce outside [0, MAX_NONCE] and for a
+    distance that is not finite and >= 0: +inf marks a degenerate output, never a valid nonce, so
+    it has no leaf. -0.0 is written as +0.0, so equal distances always give equal leaves.
+    """
+    if type(nonce) is not int or not 0 <= nonce <= MAX_NONCE:
+        raise ValueError(f"nonce {nonce!r} is not an integer in [0, 2**63 - 1]")
+    if type(distance) not in (float, int) or not math.isfinite(distance) or distance < 0:
+        raise ValueError(f"distance {distance!r} is not a finite number >= 0")
+    return b"gonka/poc-leaf/v1\x00" + struct.pack(">Qd", nonce, float(distance) + 0.0)
 
 
 class PocParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
