@@ -20,7 +20,8 @@ The block hash must be of a block sealed after the host's commitment could no lo
 (the end of the commit window or later), never the PoC start block's: a host that knew the
 positions before committing could make only those honest.
 
-`verdict` is the one-sided binomial test of `api.poc.fraud`. Pure: no I/O, no clock, no `random`.
+`verdict` is the one-sided binomial test of `chain.types.poc_fraud` (the ML node's too).
+Pure: no I/O, no clock, no `random`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import struct
 
 from blake3 import blake3
 
-from api.poc.fraud import fraud_test
+from chain.types.poc_fraud import fraud_test
 
 SAMPLE_TAG = b"gonka/poc-sample/v1\x00"
 _TWO64 = 1 << 64

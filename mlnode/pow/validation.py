@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from chain.types.poc import PocParams, ProofBatch, ValidatedBatch
-from mlnode.pow.fraud import fraud_test
+from chain.types.poc_fraud import fraud_test
 
 
 class PocFunction(Protocol):

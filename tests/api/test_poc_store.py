@@ -11,7 +11,6 @@ import msgspec
 import pytest
 
 import native
-from api.poc import fraud
 from api.poc.nonce_store import (
     BLOCK_LEAVES,
     ForeignBatch,
@@ -436,17 +435,6 @@ def test_sampling_is_close_to_uniform():
 
 
 # --- the verdict --------------------------------------------------------------------------------
-
-
-def test_verdict_is_the_ml_node_binomial_test_on_a_table():
-    from mlnode.pow import fraud as mlnode_fraud
-
-    for n, k, p, t in itertools.product([0, 1, 50, 200, 1000, 100_000], [0, 1, 3, 5, 8, 40],
-                                        [5e-4, 1e-3, 0.05], [1e-7, 1e-3]):
-        if k > n:
-            continue
-        assert fraud.binomial_upper_tail(k, n, p) == mlnode_fraud.binomial_upper_tail(k, n, p)
-        assert verdict(n, k, p, t) == mlnode_fraud.fraud_test(n, k, p, t).fraud
 
 
 def test_verdict_at_the_network_defaults():

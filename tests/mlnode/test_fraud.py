@@ -7,7 +7,7 @@ from math import comb
 
 import pytest
 
-from mlnode.pow.fraud import binomial_upper_tail, fraud_test
+from chain.types.poc_fraud import binomial_upper_tail, fraud_test
 
 P = 5e-4
 THRESHOLD = 1e-7

@@ -1,16 +1,17 @@
-"""The PoC fraud test as validators apply it: a one-sided binomial test on failed nonces.
+"""The PoC fraud test: a one-sided binomial test on the number of nonces that failed validation.
 
-The same formula and the same code as `mlnode/pow/fraud.py` (the ML node's own verdict on a
-batch); kept as a copy because the API node may not import ML-node internals and that module is
-not a shared wire type. `tests/api/test_poc_store.py` checks both give identical answers on a
-table of values; a change here must be made there too (or both moved to one shared module).
+Shared by the ML node (its verdict on a validated batch) and the API node (its MsgPocValidation
+verdict over sampled positions); it lives with the PoC wire types so that both import one copy.
 
 An honest host's valid nonce fails re-validation with a small probability (`mismatch_rate`,
-5e-4 by default). Among n checked nonces the number of honest failures is Binomial(n,
-mismatch_rate); a host is a fraud when at least as many failures as it had are less likely than
-`threshold` (reference: scipy `binomtest(k, n, p, alternative="greater")`, threshold 1e-7).
-Pure and exact: the tail is summed term by term from a ratio recurrence anchored at one log-space
-term. Must never do I/O or depend on scipy.
+5e-4 by default: hardware and kernels round differently near r_target). Among n checked nonces
+the number of honest failures is then Binomial(n, mismatch_rate); a host is reported as a fraud
+when observing at least as many failures as it had is less likely than `threshold`
+(reference ML node: scipy `binomtest(k, n, p, alternative="greater")`, threshold 1e-7).
+
+Pure and exact: the tail is summed term by term from a ratio recurrence anchored at one
+log-space term, so values like 1e-12 keep full relative precision (no `1 - cdf` cancellation on
+the small side). Must never do I/O or depend on scipy.
 """
 
 from __future__ import annotations
