@@ -29,6 +29,7 @@ COMMAND_GROUPS = (
     "tools.cli.bench",
     "tools.cli.devnet",
     "tools.cli.mlnode",
+    "tools.cli.api",
 )
 
 

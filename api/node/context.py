@@ -1,0 +1,112 @@
+"""`ApiNode`: what the request paths of one API node share (its settings, chain client, chain
+state, ML-node pool, stores, HTTP client, bandwidth limiter). Built and owned by `serve_api`,
+whose nursery runs its background tasks; the apps only read it and call its methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import httpx
+import msgspec
+import trio
+
+from api.bandwidth import BandwidthLimiter, BandwidthParams
+from api.chain.sender import TxSender
+from api.mlnodes import MlNodePool, NoMlNode
+from api.node.chain_state import ChainSnapshot, ChainStateCache, TransferAgentKeys
+from api.node.config import ResolvedConfig
+from api.node.errors import ChainUnavailable
+from api.node.stores import PayloadStore, ReplayCache
+from chain.rpc.client import RpcClient, RpcError
+
+log = logging.getLogger(__name__)
+
+
+class _TokenCount(msgspec.Struct):
+    count: int
+
+
+@dataclass
+class ApiNode:
+    resolved: ResolvedConfig
+    rpc: RpcClient
+    cache: ChainStateCache
+    sender: TxSender
+    pool: MlNodePool
+    replay: ReplayCache
+    payloads: PayloadStore
+    http: httpx.AsyncClient
+    ta_keys: TransferAgentKeys
+    rng: random.Random = field(default_factory=random.SystemRandom)
+    limiter: BandwidthLimiter = field(default_factory=lambda: BandwidthLimiter(
+        BandwidthParams(1, 0, 0, 1, 1)))
+    # Escrow of requests this node is handling now, per developer: the chain's balance does
+    # not show them until their MsgStartInference is in a block.
+    reserved: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def account(self) -> str:
+        return self.resolved.account
+
+    @property
+    def public_url(self) -> str:
+        return self.resolved.public_url
+
+    @property
+    def limits(self):  # noqa: ANN201 - LimitsConfig
+        return self.resolved.config.limits
+
+    def mlnode_token(self, node_id: str) -> str | None:
+        for node in self.resolved.config.ml_nodes:
+            if node.id == node_id:
+                return node.token
+        return None
+
+    def mlnode_headers(self, node_id: str) -> dict[str, str]:
+        token = self.mlnode_token(node_id)
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def update_limiter(self, snapshot: ChainSnapshot) -> None:
+        p = snapshot.params
+        self.limiter.update(BandwidthParams(
+            bytes_per_block=p.bandwidth_bytes_per_block,
+            bytes_per_input_token=p.bandwidth_bytes_per_input_token,
+            bytes_per_output_token=p.bandwidth_bytes_per_output_token,
+            lifespan_blocks=p.expiration_blocks, hosts=max(1, snapshot.hosts_with_weight())))
+
+    async def balance(self, address: str) -> int:
+        try:
+            answer = await self.rpc.query("bank/balance", address=address)
+        except (RpcError, httpx.HTTPError, OSError, msgspec.DecodeError) as e:
+            raise ChainUnavailable(f"balance of {address}: {e}") from None
+        return int(answer["amount"])
+
+    async def count_prompt_tokens(self, model: str, body_messages: object) -> int | None:
+        """The prompt's real token count from one of this host's ML nodes serving `model`
+        (its /tokenize with the chat template), or None when none answers in time."""
+        with trio.move_on_after(self.limits.tokenize_timeout_s):
+            try:
+                async with self.pool.lease(model) as node:
+                    return await tokenize(self.http, node.url, self.mlnode_headers(node.node_id),
+                                          model, body_messages)
+            except (NoMlNode, httpx.HTTPError, OSError, msgspec.DecodeError,
+                    msgspec.ValidationError) as e:
+                log.debug("tokenize for %s failed: %s", model, e)
+        return None
+
+
+async def tokenize(http: httpx.AsyncClient, url: str, headers: dict[str, str], model: str,
+                   messages: object) -> int | None:
+    response = await http.post(f"{url}/tokenize", headers=headers,
+                               content=msgspec.json.encode({"model": model,
+                                                            "messages": messages}))
+    if response.status_code != 200:
+        return None
+    return msgspec.json.decode(response.content, type=_TokenCount).count

@@ -1,0 +1,201 @@
+"""The transfer-agent path: a developer's signed request (no X-Inference-Id). Checks it, picks
+an executor, forwards the original body with this node's transfer signature (or runs it here
+when the executor is this host), records MsgStartInference and relays the answer verbatim.
+
+Checks, in order, each a refusal that changes nothing on chain:
+  body size (413, by the app) -> the body decodes (400) -> the model is in the effective
+  epoch's snapshot (404) -> the developer's signature (401) -> its time against chain time
+  (400) -> max_tokens within the chain's limit (400) -> the replay cache (400) -> balance >=
+  escrow = (prompt tokens + max_tokens) x price (402) -> bandwidth (429, Retry-After) -> an
+  executor (503).
+
+Prompt tokens for the escrow and the bandwidth estimate are counted by one of this host's ML
+nodes serving the model (/tokenize, with the chat template) when one answers within
+`tokenize_timeout_s`; otherwise the body's length in bytes stands in: a byte-level tokenizer
+gives at most one token per byte of text and the JSON around the messages outweighs a chat
+template, so it is an over-estimate and the executor's real count (which replaces it on chain)
+only refunds. The completion limit is max_completion_tokens, else max_tokens, else
+`default_max_tokens`.
+
+MsgStartInference is queued once the executor has accepted the request (its answer's headers
+are a 200): an executor that refuses (no ML node, 503) or fails (502) costs the developer
+nothing, not even a temporary escrow. The Start may then reach the chain after the executor's
+Finish; the chain takes them in either order.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import httpx
+import msgspec
+import trio
+
+from api.node.context import ApiNode
+from api.node.errors import (
+    ExecutorFailed,
+    InsufficientBalance,
+    Replay,
+    TooManyTokens,
+    Unavailable,
+    UnknownModel,
+    parse_error_message,
+)
+from api.node.executor import open_execution
+from api.routing import choose, eligible
+from api.signing import (
+    TA_SIGNATURE,
+    VerifiedTransfer,
+    check_timestamp,
+    parse_chat_request,
+    sign_transfer,
+    verify_developer,
+)
+from chain.types.msgs import MsgStartInference
+from chain.types.msgs.inference import MAX_TOKENS
+
+log = logging.getLogger(__name__)
+
+_ERROR_BODY_BYTES = 64 << 10
+
+
+@dataclass
+class Relay:
+    """A response on its way to the developer: status, headers and the body's chunks (which
+    release everything when they end)."""
+
+    status: int
+    content_type: str
+    chunks: AsyncIterator[bytes]
+    headers: dict[str, str]
+
+
+async def handle_transfer(node: ApiNode, headers: Mapping[str, str], body: bytes) -> Relay:
+    snapshot = await node.cache.current()
+    chat = parse_chat_request(body)
+    if snapshot.model(chat.model) is None:
+        raise UnknownModel(chat.model, [m.id for m in snapshot.models])
+    verified = verify_developer(headers, body, node.account)
+    params = snapshot.params
+    check_timestamp(verified.timestamp_ns, snapshot.time_ns, params.max_request_age_s,
+                    params.max_request_advance_s)
+    max_tokens = chat.token_limit or node.limits.default_max_tokens
+    if max_tokens > MAX_TOKENS:
+        raise TooManyTokens(max_tokens, MAX_TOKENS)
+    if not node.replay.add(verified.inference_id, "transfer_agent", verified.timestamp_ns):
+        raise Replay(verified.inference_id, "transfer agent")
+
+    messages = msgspec.json.decode(body).get("messages", [])
+    counted = await node.count_prompt_tokens(chat.model, messages)
+    prompt_tokens = counted if counted is not None else len(body)
+    price = snapshot.prices.get(chat.model, 0)
+    escrow = (prompt_tokens + max_tokens) * price
+    developer = verified.requester
+    balance = await node.balance(developer)
+    if balance - node.reserved[developer] < escrow:
+        raise InsufficientBalance(developer, balance - node.reserved[developer], escrow)
+
+    node.update_limiter(snapshot)
+    node.limiter.prune(snapshot.height)
+    booking = node.limiter.admit(snapshot.height, prompt_tokens, max_tokens)
+    stack = AsyncExitStack()
+    stack.callback(node.limiter.release, booking)
+    node.reserved[developer] += escrow
+    stack.callback(_unreserve, node, developer, escrow)
+    try:
+        executor = choose(eligible(snapshot.members, chat.model,
+                                   poc_running=snapshot.epoch.poc_running),
+                          node.rng, chat.model, snapshot.epoch.poc_running).address
+        transfer_headers = sign_transfer(node.resolved.signer, verified, executor, chat.model)
+        start = MsgStartInference(
+            transfer_agent=node.account, inference_id=verified.inference_id,
+            requested_by=developer, requester_pubkey=verified.signature.requester_pubkey,
+            executor=executor, model=chat.model, prompt_hash=verified.prompt_hash,
+            prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+            request_timestamp_ns=verified.timestamp_ns,
+            transfer_signature=_signature(transfer_headers))
+        if executor == node.account:
+            transfer = VerifiedTransfer(request=verified, executor=executor, model=chat.model,
+                                        transfer_signature=start.transfer_signature,
+                                        signed_by=node.resolved.signer.public_key, chat=chat)
+            execution = await open_execution(node, transfer, body)
+            stack.push_async_callback(execution.aclose)
+            node.sender.submit(start)
+            return Relay(200, execution.content_type, _relay(execution.chunks(), stack),
+                         {"X-Executor-Address": executor})
+        url = snapshot.participants[executor].inference_url.rstrip("/")
+        response = await _forward(node, executor, f"{url}/v1/chat/completions", body,
+                                  {**verified.signature.headers(), **transfer_headers})
+        stack.push_async_callback(response.aclose)
+        if response.status_code != 200:
+            relay = await _refusal(executor, response)
+            await _close(stack)
+            return relay
+        node.sender.submit(start)
+        return Relay(200, response.headers.get("content-type", "application/json"),
+                     _relay(response.aiter_raw(), stack), {"X-Executor-Address": executor})
+    except BaseException:
+        await _close(stack)
+        raise
+
+
+def _signature(transfer_headers: dict[str, str]) -> bytes:
+    return base64.b64decode(transfer_headers[TA_SIGNATURE])
+
+
+def _unreserve(node: ApiNode, developer: str, escrow: int) -> None:
+    left = node.reserved[developer] - escrow
+    if left > 0:
+        node.reserved[developer] = left
+    else:
+        node.reserved.pop(developer, None)
+
+
+async def _close(stack: AsyncExitStack) -> None:
+    with trio.CancelScope(shield=True):
+        await stack.aclose()
+
+
+async def _forward(node: ApiNode, executor: str, url: str, body: bytes,
+                   headers: dict[str, str]) -> httpx.Response:
+    limits = node.limits
+    timeout = httpx.Timeout(limits.executor_read_timeout_s,
+                            connect=limits.executor_connect_timeout_s)
+    request = node.http.build_request("POST", url, content=body, timeout=timeout,
+                                      headers={**headers, "Content-Type": "application/json"})
+    try:
+        return await node.http.send(request, stream=True)
+    except httpx.HTTPError as e:
+        raise ExecutorFailed(executor, f"{url} unreachable: {type(e).__name__}: {e}") from None
+
+
+async def _refusal(executor: str, response: httpx.Response) -> Relay:
+    """An executor's refusal as ours: 503 stays 503 (try again), anything else is a 502."""
+    raw = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            raw += chunk
+            if len(raw) > _ERROR_BODY_BYTES:
+                break
+    except httpx.HTTPError:
+        pass
+    message = parse_error_message(raw) or raw[:300].decode("utf-8", "replace")
+    if response.status_code == 503:
+        # The executor has no ML node for it now: the developer may simply try again.
+        raise Unavailable(f"executor {executor}: {message}")
+    raise ExecutorFailed(executor, f"HTTP {response.status_code}: {message}")
+
+
+async def _relay(chunks: AsyncIterator[bytes], stack: AsyncExitStack) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except httpx.HTTPError as e:
+        # Headers are out already: all that is left is to end the stream early.
+        log.warning("relay ended early: %s", e)
+    finally:
+        await _close(stack)
