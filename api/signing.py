@@ -499,3 +499,64 @@ def _b64_signature(header: str, value: str) -> bytes:
         raise MalformedHeader(header, value,
                               f"a signature is {SIGNATURE_LENGTH} bytes, this is {len(raw)}")
     return raw
+
+
+# -- validators fetching an executor's payload -----------------------------------------------
+#
+# A validator asks the executor for the exact request and response of an inference it must
+# re-execute: `GET /v1/inference/{id hex}/payload` with `X-Validator-Address`, `X-Timestamp` and
+# `Authorization` = base64 secp256k1 signature over `payload_request_bytes(id, validator, ts)`
+# by the validator's account key or one of its warm keys (grantees of validation/MsgValidation).
+# The executor serves it only to members with weight of the inference's epoch group, inside the
+# chain's request time window.
+
+VALIDATOR_ADDRESS = "X-Validator-Address"
+PAYLOAD_DOMAIN = b"gonka/api/payload-request/v1\x00"
+
+
+def payload_request_bytes(inference_id: bytes, validator: str, timestamp_ns: int) -> bytes:
+    raw = validator.encode()
+    return (PAYLOAD_DOMAIN + len(inference_id).to_bytes(2, "big") + inference_id
+            + len(raw).to_bytes(2, "big") + raw + timestamp_ns.to_bytes(8, "big"))
+
+
+def sign_payload_request(key: PrivateKey, inference_id: bytes, validator: str,
+                         timestamp_ns: int) -> dict[str, str]:
+    """The headers of a validator's payload request (`key`: its account or warm key)."""
+    signature = key.sign(payload_request_bytes(inference_id, validator, timestamp_ns))
+    return {AUTHORIZATION: base64.b64encode(signature).decode(), VALIDATOR_ADDRESS: validator,
+            TIMESTAMP: str(timestamp_ns)}
+
+
+class PayloadRequest(msgspec.Struct, frozen=True):
+    validator: str
+    timestamp_ns: int
+
+
+def verify_payload_request(headers: Mapping[str, str], inference_id: bytes,
+                           validator_pubkeys: Iterable[bytes]) -> PayloadRequest:
+    """The validator and time of a payload request signed by one of `validator_pubkeys` (its
+    account key and warm keys, which the caller looks up for the claimed address); raises
+    SigningError subclasses (401) otherwise. Membership and the time window are the caller's."""
+    h = _lower(headers)
+    auth = h.get(AUTHORIZATION.lower(), "").strip()
+    if not auth:
+        raise MissingSignature()
+    signature = _b64_signature(AUTHORIZATION, auth)
+    validator = _address(h, VALIDATOR_ADDRESS)
+    ts_text = _required(h, TIMESTAMP)
+    if not _DECIMAL.fullmatch(ts_text) or not 0 < int(ts_text) <= _MAX_TIMESTAMP:
+        raise BadTimestamp(ts_text)
+    message = payload_request_bytes(inference_id, validator, int(ts_text))
+    if not any(native.verify_secp256k1(k, message, signature) for k in validator_pubkeys):
+        raise BadPayloadSignature(validator)
+    return PayloadRequest(validator=validator, timestamp_ns=int(ts_text))
+
+
+class BadPayloadSignature(SigningError):
+    code = "invalid_signature"
+
+    def __init__(self, validator: str) -> None:
+        super().__init__(f"the payload request is not signed by {validator} or one of its warm "
+                         "keys")
+        self.validator = validator

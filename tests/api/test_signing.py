@@ -377,3 +377,29 @@ def test_parsed_request_is_not_what_is_forwarded():
     assert msgspec.json.encode(parse_chat_request(BODY)) != BODY
     with pytest.raises(BadSignature):
         verify_developer(signed(), spaced, TA.address)
+
+
+def test_payload_requests_are_signed_by_the_validator_or_its_warm_key():
+    from api.signing import (
+        BadPayloadSignature,
+        MissingSignature,
+        sign_payload_request,
+        verify_payload_request,
+    )
+    from chain.crypto.secp256k1 import PrivateKey as Key
+
+    validator, warm, other = Key(bytes([61]) * 32), Key(bytes([62]) * 32), Key(bytes([63]) * 32)
+    inference_id = bytes([7]) * 64
+    for signer in (validator, warm):
+        headers = sign_payload_request(signer, inference_id, validator.address, 42)
+        got = verify_payload_request(headers, inference_id,
+                                     [validator.public_key, warm.public_key])
+        assert (got.validator, got.timestamp_ns) == (validator.address, 42)
+    headers = sign_payload_request(other, inference_id, validator.address, 42)
+    with pytest.raises(BadPayloadSignature):
+        verify_payload_request(headers, inference_id, [validator.public_key, warm.public_key])
+    headers = sign_payload_request(validator, inference_id, validator.address, 42)
+    with pytest.raises(BadPayloadSignature):  # another inference
+        verify_payload_request(headers, bytes(64), [validator.public_key])
+    with pytest.raises(MissingSignature):
+        verify_payload_request({}, inference_id, [validator.public_key])
