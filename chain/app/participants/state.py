@@ -19,6 +19,7 @@ import native
 from chain.app.auth.state import GRANT, get_account, get_grant
 from chain.app.context import Context, get_value, put_value
 from chain.app.errors import TxError
+from chain.crypto.address import address_from_pubkey
 from chain.store.kv import KVReader, Overlay, scan_prefix
 from chain.types.msgs.participants import MlNodeSpec
 
@@ -103,11 +104,17 @@ def set_validator_key_owner(store: Overlay, old: bytes | None, new: bytes, addre
 
 def signing_keys(ctx: Context, address: str, msg_type: str) -> list[bytes]:
     """Public keys whose signature counts as `address`'s for messages of `msg_type`: its own
-    account key and those of its grantees holding a usable grant of that type (warm keys)."""
+    account key and those of its grantees holding a usable grant of that type (warm keys).
+
+    A grantee's key is its account's recorded key; a warm key that has not signed a tx yet has
+    none, so the participant's published `worker_key` stands in for it when it is that grantee's
+    key (the grant, not the publication, is what authorises it)."""
     keys = []
     account = get_account(ctx.store, address)
     if account is not None and account.pubkey is not None:
         keys.append(account.pubkey)
+    participant = get_participant(ctx.store, address)
+    worker_key = participant.worker_key if participant is not None else None
     prefix = GRANT + address.encode() + b"/"
     for key, _ in scan_prefix(ctx.store, prefix):
         grantee, _, tag = key[len(prefix):].decode().partition("/")
@@ -120,6 +127,8 @@ def signing_keys(ctx: Context, address: str, msg_type: str) -> list[bytes]:
         grantee_account = get_account(ctx.store, grantee)
         if grantee_account is not None and grantee_account.pubkey is not None:
             keys.append(grantee_account.pubkey)
+        elif worker_key is not None and address_from_pubkey(worker_key) == grantee:
+            keys.append(worker_key)
     return keys
 
 

@@ -14,7 +14,14 @@ import pytest
 from chain.app import abci
 from chain.app.auth.state import module_address
 from chain.crypto import secp256k1
-from chain.types.msgs import MsgExec, MsgGrant, MsgSend
+from chain.types.msgs import (
+    MlNodeSpec,
+    MsgExec,
+    MsgGrant,
+    MsgRegisterParticipant,
+    MsgRevoke,
+    MsgSend,
+)
 from tests.chain.protocol.harness import (
     DEVELOPER,
     GONKA,
@@ -195,6 +202,36 @@ def test_a_warm_key_granted_the_start_can_sign_and_send_it(paid):
     # Then it is accepted
     assert record(net, req)["status"] == "started"
     assert net.balance(INFERENCE_ACCOUNT) == 600 * PRICE
+
+
+def test_a_warm_key_that_never_signed_a_tx_counts_through_the_published_worker_key(paid):
+    net, hosts = paid
+    ta, executor = hosts[0], hosts[1]
+    warm = secp256k1.PrivateKey(bytes([78]) * 32)
+    # Given a warm key granted the start, but which never signed a tx (the chain has no key
+    # for it), so the transfer agent's own key sends the start
+    net.ok((ta.key, MsgGrant(granter=ta.address, grantee=warm.address,
+                             msg_types=("inference/MsgStartInference",),
+                             expiration_height=None)))
+    req = inference_request(ta, executor, ta_key=warm)
+    (refused,) = net.send((ta.key, req.start))
+    assert refused.code == 802
+    # When the transfer agent publishes it as its worker key
+    participant = net.participant(ta)
+    net.ok((ta.key, MsgRegisterParticipant(
+        participant=ta.address, inference_url=participant["inference_url"],
+        validator_key=ta.consensus.public_key, worker_key=warm.public_key,
+        ml_nodes=tuple(MlNodeSpec(node_id=n["node_id"], models=tuple(n["models"]))
+                       for n in participant["ml_nodes"]))))
+    # Then its transfer signature counts, through the grant
+    net.ok((ta.key, req.start))
+    assert record(net, req)["status"] == "started"
+    # And a published key without a grant counts for nothing
+    net.ok((ta.key, MsgRevoke(granter=ta.address, grantee=warm.address,
+                              msg_types=("inference/MsgStartInference",))))
+    other = inference_request(ta, executor, n=5, ta_key=warm)
+    (refused,) = net.send((ta.key, other.start))
+    assert refused.code == 802
 
 
 def test_an_inference_completed_after_an_epoch_switch_belongs_to_the_new_epoch(paid):
