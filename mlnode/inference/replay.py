@@ -5,14 +5,15 @@ prompt ids followed by the executor's output ids go to /v1/completions as ONE pr
 `prompt_logprobs=k` and `max_tokens=1`; vLLM then reports, for every prompt position, the logprob
 of the token that is there and the top-k alternatives. The positions of the output tokens are
 exactly what the executor's sampler saw, so they compare with the executor's reported logprobs
-(scoring.py). Chat messages are tokenized through vLLM's /tokenize with the model's chat template
-and the generation prompt, as /v1/chat/completions does.
+(chain/types/inference_scoring.py). Chat messages are tokenized through vLLM's /tokenize with
+the model's chat template and the generation prompt, as /v1/chat/completions does.
 
 Both sides report raw logprobs (vLLM's default `--logprobs-mode raw_logprobs`: before
 temperature, penalties and top-k/top-p), so the replay needs no sampling parameters. Token ids,
 not text, are replayed: text would be re-tokenized and could legitimately differ.
 
-This module does HTTP only through the client it is given; the comparison lives in scoring.py.
+This module does HTTP only through the client it is given; the comparison lives in
+chain/types/inference_scoring.py (shared with the API node's validation worker).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Annotated, Any
 import httpx
 import msgspec
 
-from mlnode.inference.scoring import PositionLogprobs, TokenLogprob
+from chain.types.inference_scoring import PositionLogprobs, TokenLogprob
 
 MAX_TOP_K = 20  # vLLM's default --max-logprobs
 TOKEN_ID_PREFIX = "token_id:"  # what return_tokens_as_token_ids puts in "token" fields

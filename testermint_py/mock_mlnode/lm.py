@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import blake3
 
-from mlnode.inference.scoring import PositionLogprobs, TokenLogprob
+from chain.types.inference_scoring import PositionLogprobs, TokenLogprob
 
 VOCAB_SIZE = 256
 OUTPUT_ALPHABET: tuple[int, ...] = tuple(b"abcdefghijklmnopqrstuvwxyz .,")
@@ -138,7 +138,8 @@ class MockLM:
                top_k: int) -> list[PositionLogprobs]:
         """Per output position (teacher forcing the claimed prefix): the token this model emits
         there, its logprob and the top-k. An honest mock's output comes back unchanged; any other
-        token comes back different, which `mlnode.inference.scoring.score` scores as a failure."""
+        token comes back different, which `chain.types.inference_scoring.score` scores as a
+        failure."""
         state = self.start(prompt_ids)
         positions = []
         for claimed in output_ids:

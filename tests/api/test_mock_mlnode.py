@@ -19,9 +19,9 @@ from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from chain.types.inference_scoring import score
 from chain.types.poc import TEST_PARAMS, PowInitRequest, ProofBatch, ValidatedBatch
 from mlnode.inference.replay import ReplayResponse, parse_chat_logprobs
-from mlnode.inference.scoring import score
 from mlnode.service.schema import ErrorView, HealthView, OkView, PowStatus, PowView, StateView
 from mlnode.service.state import Action, Conflict, NodeMode, NodeStatus, transition
 from testermint_py.mock_mlnode import DEFAULT_CONFIG, MockScript, serve_mock_mlnode

@@ -1,11 +1,11 @@
-"""The inference-validation score (mlnode.inference.scoring): pure unit tests."""
+"""The inference-validation score (chain.types.inference_scoring): pure unit tests."""
 
 from __future__ import annotations
 
 import math
 import random
 
-from mlnode.inference.scoring import PositionLogprobs, Score, TokenLogprob, score
+from chain.types.inference_scoring import PositionLogprobs, Score, TokenLogprob, score
 
 VOCAB = 64
 K = 5

@@ -17,6 +17,7 @@ import pytest
 from quart import request
 from quart_trio import QuartTrio
 
+from chain.types.inference_scoring import score
 from mlnode.inference.proxy import forward
 from mlnode.inference.replay import (
     ChatMessage,
@@ -25,7 +26,6 @@ from mlnode.inference.replay import (
     parse_chat_logprobs,
     replay,
 )
-from mlnode.inference.scoring import score
 from mlnode.inference.vllm_server import InferenceError, InferenceManager
 from testermint_py.cluster import free_ports
 from tests.mlnode.conftest import CPU_ARGS

@@ -1,8 +1,12 @@
 """The inference-validation score: how closely a replay's logprobs match the executor's.
 
-A pure function (no I/O, no clock): the validator's ML node replays the executor's output tokens
-through the same model (teacher forcing, see replay.py) and compares, position by position, the
-top-k logprobs it computed with the ones the executor reported.
+Shared by the ML node and the API node: the validator's ML node replays the executor's output
+tokens through the same model (teacher forcing, mlnode/inference/replay.py) and the validator's
+API node compares, position by position, the top-k logprobs the replay computed with the ones
+the executor reported, and sends the result as MsgValidation's `similarity_ppm`
+(`to_ppm`). It lives with the chain's wire types so that both import one copy (the API
+node may not import ML-node internals), like chain/types/poc_fraud.py. A pure function (no I/O,
+no clock).
 
 The comparison follows the reference (gonka-mlnode.md 7.4), with one deliberate change: the
 reference scored a length mismatch or a token mismatch as similarity 1.0 (a hack until
@@ -18,8 +22,8 @@ the REPLAYED top-k, a = replayed logprob, b = original logprob of that token (or
 similarity = max(0, 1 - distance). Logprobs are clamped to [-9999, 0] first (vLLM reports masked
 tokens as -9999; -inf becomes -9999); NaN is a failure.
 
-This module must never do I/O or depend on vLLM: it is shared by tests, the ML node and anyone
-who wants to recompute a score.
+This module must never do I/O or depend on vLLM: it is shared by tests, the ML node, the API
+node and anyone who wants to recompute a score.
 """
 
 from __future__ import annotations
@@ -121,3 +125,14 @@ def score(original: Sequence[PositionLogprobs], replayed: Sequence[PositionLogpr
             total += abs(a - b) / (EPSILON + abs(a) + abs(b)) / 2.0
     distance = total / (max(MIN_NORMALISER_POSITIONS, n) * k)
     return Score(similarity=max(0.0, 1.0 - distance), reason=None, positions=n)
+
+
+PPM = 1_000_000
+
+
+def to_ppm(similarity: float) -> int:
+    """A similarity in [0, 1] as MsgValidation's `similarity_ppm` (floored: a score never rounds
+    up across the model's threshold). NaN or anything outside [0, 1] is clamped (NaN -> 0)."""
+    if math.isnan(similarity):
+        return 0
+    return min(PPM, max(0, math.floor(similarity * PPM)))
