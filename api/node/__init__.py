@@ -9,7 +9,10 @@
   context.py      ApiNode: what the request paths share
   transfer.py     the transfer-agent path of POST /v1/chat/completions
   executor.py     the executor path
-  app.py          the public, callback and admin Quart-trio apps
+  app.py          the public, callback and admin Quart-trio apps (the validators' payload
+                  endpoint included)
+  host.py         the host's services from the config: broker, PoC orchestrator, the admin
+                  node list on disk, self-registration
   server.py       serve_api: everything above in one nursery, three Hypercorn servers
 """
 

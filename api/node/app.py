@@ -10,6 +10,14 @@ Public routes:
   GET  /v1/pricing                     price per token of each model now
   GET  /v1/participants[/{address}]    participants with their URL, weight (and balance)
   GET  /v1/epochs/{n|latest}           an epoch's group and stage heights, and the current stage
+  GET  /v1/inference/{id}/payload      for the inference's validators: the request and response
+                                       this node served as its executor (`PayloadView`); signed
+                                       per api.signing's payload-request contract by the
+                                       validator's account or warm key (grantee of
+                                       validation/MsgValidation), within the chain's time window,
+                                       by a member with weight of the inference's epoch group:
+                                       401 bad signature or time, 403 not such a member, 404
+                                       unknown id (or no longer kept)
 Every error is OpenAI's shape (errors.py). The private apps answer GET /health and require
 `Authorization: Bearer <token>` when they have a token.
 
@@ -18,6 +26,7 @@ Handlers translate between HTTP and the node; state changes only through the cha
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 from collections.abc import Iterable
@@ -33,8 +42,10 @@ from api.node.errors import (
     ApiError,
     BodyTooLarge,
     ChainUnavailable,
+    NotAValidator,
     NotFound,
     Replay,
+    StalePayloadRequest,
     Unauthorized,
     as_api_error,
     body_of,
@@ -44,11 +55,17 @@ from api.node.executor import open_execution
 from api.node.transfer import Relay, handle_transfer
 from api.signing import (
     INFERENCE_ID,
+    VALIDATOR_ADDRESS,
+    BadPayloadSignature,
     BadTransferSignature,
+    RequestTimeError,
     check_timestamp,
     transfer_agent_of,
+    verify_payload_request,
     verify_transfer,
 )
+from chain.crypto.address import address_to_bytes
+from chain.crypto.errors import InvalidAddress
 from chain.rpc.client import RpcError
 
 log = logging.getLogger(__name__)
@@ -244,9 +261,75 @@ def create_public_app(node: ApiNode, blueprints: Iterable[Blueprint] = ()) -> Qu
                       "poc": msgspec.to_builtins(snapshot.epoch.poc),
                       "group": group.get("group"), "members": group.get("members")})
 
+    @app.get("/v1/inference/<inference_id>/payload")
+    async def payload(inference_id: str) -> Response:
+        return _json(await _payload(node, inference_id, dict(request.headers.items())))
+
     for bp in blueprints:
         app.register_blueprint(bp)
     return app
+
+
+class PayloadView(msgspec.Struct, frozen=True):
+    """What an executor served, for the inference's validators to re-execute and compare."""
+
+    inference_id: str        # hex
+    epoch: int
+    model: str
+    request: str             # base64: the developer's body, byte for byte
+    response: str            # base64: the bytes whose BLAKE3-256 is the chain's response_hash
+    response_hash: str       # hex
+    prompt_tokens: int
+    completion_tokens: int
+    streamed: bool           # `response` is the recorded SSE stream, not one JSON object
+
+
+def _inference_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise _BadId(text) from None
+    if len(raw) != 64:
+        raise _BadId(text)
+    return raw
+
+
+async def _payload(node: ApiNode, id_text: str, headers: dict[str, str]) -> PayloadView:
+    inference_id = _inference_id(id_text)
+    claimed = next((v.strip() for k, v in headers.items()
+                    if k.lower() == VALIDATOR_ADDRESS.lower()), "")
+    try:
+        address_to_bytes(claimed)
+    except InvalidAddress:
+        claimed = ""   # verify_payload_request names the header's problem
+    keys = await node.validator_keys.pubkeys(claimed) if claimed else ()
+    try:
+        asked = verify_payload_request(headers, inference_id, keys)
+    except BadPayloadSignature:
+        if not claimed:
+            raise
+        # A warm key granted since the keys were read: look again once.
+        keys = await node.validator_keys.pubkeys(claimed, fresh=True)
+        asked = verify_payload_request(headers, inference_id, keys)
+    snapshot = await node.cache.current()
+    try:
+        check_timestamp(asked.timestamp_ns, snapshot.time_ns, snapshot.params.max_request_age_s,
+                        snapshot.params.max_request_advance_s)
+    except RequestTimeError as e:
+        raise StalePayloadRequest(e) from None
+    stored = node.payloads.get(inference_id)
+    if stored is None:
+        raise NotFound(f"this node holds no payload of inference {id_text[:16]}... (it was "
+                       "not its executor, or the payload is past its keeping)")
+    weight = await node.member_weight(stored.epoch, asked.validator)
+    if not weight:
+        raise NotAValidator(asked.validator, stored.epoch)
+    return PayloadView(
+        inference_id=stored.inference_id.hex(), epoch=stored.epoch, model=stored.model,
+        request=base64.b64encode(stored.request).decode(),
+        response=base64.b64encode(stored.response).decode(),
+        response_hash=stored.response_hash.hex(), prompt_tokens=stored.prompt_tokens,
+        completion_tokens=stored.completion_tokens, streamed=stored.streamed)
 
 
 class _BadId(ApiError):

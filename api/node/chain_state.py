@@ -25,12 +25,14 @@ import trio
 
 from api.chain.events import EventFollower
 from api.node.errors import ChainUnavailable
+from chain.crypto.address import address_from_pubkey
 from chain.rpc.client import RpcClient, RpcError
 from chain.rpc.schema import EventFrame
 
 log = logging.getLogger(__name__)
 
 START_TAG = "inference/MsgStartInference"
+VALIDATION_TAG = "validation/MsgValidation"
 
 
 class PocStages(msgspec.Struct, frozen=True):
@@ -257,14 +259,17 @@ def _first(group: BaseExceptionGroup) -> BaseException:
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-class TransferAgentKeys:
-    """The public keys a transfer agent signs with: its account key and those of the grantees
-    of its inference/MsgStartInference grant (warm keys), read from the chain and kept for
+class GranteeKeys:
+    """The public keys an account acts with for one message type: its own key and those of
+    the grantees of its `msg_type` grant (warm keys), read from the chain and kept for
     `max_age_blocks`."""
 
-    def __init__(self, rpc: RpcClient, cache: ChainStateCache, max_age_blocks: int = 20) -> None:
+    def __init__(self, rpc: RpcClient, cache: ChainStateCache, msg_type: str, *,
+                 role: str = "account", max_age_blocks: int = 20) -> None:
         self.rpc = rpc
         self.cache = cache
+        self.msg_type = msg_type
+        self.role = role
         self.max_age_blocks = max_age_blocks
         self._keys: dict[str, tuple[int, tuple[bytes, ...]]] = {}
 
@@ -277,24 +282,59 @@ class TransferAgentKeys:
         self._keys[address] = (height, keys)
         return keys
 
+    async def _worker_key(self, address: str) -> bytes | None:
+        try:
+            participant = await self.rpc.query("participants/participant", address=address)
+        except RpcError as e:
+            if e.code == "query_failed" and e.app_code == 3:
+                return None  # not a participant
+            raise
+        worker_key = participant.get("worker_key")
+        return base64.b64decode(worker_key) if worker_key else None
+
     async def _read(self, address: str, height: int) -> tuple[bytes, ...]:
         try:
             grants = await self.rpc.query("auth/grants", granter=address)
             accounts = [address] + sorted({
                 g["grantee"] for g in grants
-                if g["msg_type"] == START_TAG and (g.get("expiration_height") is None
-                                                   or g["expiration_height"] >= height)})
+                if g["msg_type"] == self.msg_type and (g.get("expiration_height") is None
+                                                       or g["expiration_height"] >= height)})
+            worker_key = await self._worker_key(address)
             keys: list[bytes] = []
             for account in accounts:
                 try:
                     info = await self.rpc.query("auth/account", address=account)
                 except RpcError as e:
                     if e.code == "query_failed" and e.app_code == 3:
-                        continue  # no account (never signed anything): no key to accept
-                    raise
+                        info = {}  # no account (never signed anything)
+                    else:
+                        raise
                 if info.get("pubkey"):
                     keys.append(base64.b64decode(info["pubkey"]))
+                elif (account != address and worker_key is not None
+                      and address_from_pubkey(worker_key) == account):
+                    # The chain's rule (participants.signing_keys): a grantee that never
+                    # signed a tx counts with the participant's published worker key.
+                    keys.append(worker_key)
             return tuple(keys)
         except (RpcError, httpx.HTTPError, OSError, msgspec.DecodeError) as e:
-            raise ChainUnavailable(f"cannot read the keys of transfer agent {address}: {e}"
+            raise ChainUnavailable(f"cannot read the keys of {self.role} {address}: {e}"
                                    ) from None
+
+
+class TransferAgentKeys(GranteeKeys):
+    """The keys a transfer agent signs with: its account key and its warm keys (grantees of
+    inference/MsgStartInference)."""
+
+    def __init__(self, rpc: RpcClient, cache: ChainStateCache, max_age_blocks: int = 20) -> None:
+        super().__init__(rpc, cache, START_TAG, role="transfer agent",
+                         max_age_blocks=max_age_blocks)
+
+
+class ValidatorKeys(GranteeKeys):
+    """The keys a validator signs its payload requests with: its account key and its warm keys
+    (grantees of validation/MsgValidation)."""
+
+    def __init__(self, rpc: RpcClient, cache: ChainStateCache, max_age_blocks: int = 20) -> None:
+        super().__init__(rpc, cache, VALIDATION_TAG, role="validator",
+                         max_age_blocks=max_age_blocks)

@@ -13,10 +13,34 @@ Every field has a default except the chain account, so a file may set only what 
     host = "0.0.0.0"
     port = 9000
 
+    validator_key = "3a5f..."             # `gonka chain show-validator`: register at start
+
     [[ml_nodes]]
     id = "gpu0"
     url = "http://10.0.0.5:8080"
     models = ["Qwen/Qwen2.5-7B-Instruct"]
+    max_concurrent = 64                   # requests leased to it at once
+
+    [broker]                              # how the ML nodes are driven (defaults shown)
+    probe_timeout_s = 5.0
+    poll_interval_s = 10.0
+
+    [poc]
+    commit_every_blocks = 3
+
+The ML nodes: `ml_nodes` declares them; the broker (api/broker) drives each through the epoch's
+stages and lends those serving a model to the request paths. The admin API (/admin/v1/nodes on
+the admin server) adds, removes, enables and disables nodes at run time; its list is kept in
+STATE_DIR/ml_nodes.json and read back at the next start, where every `ml_nodes` entry missing
+from it is added again (remove a node from the config to be rid of it for good).
+
+Registration: when `validator_key` (the hex ed25519 consensus key of the host's chain node) is
+set and the account is not yet a participant, the node registers it at start
+(MsgRegisterParticipant with `public_url`, that key, the ML nodes and, for a warm signer, its
+public key as worker_key). An existing registration is left as it is.
+
+The ML nodes post their PoC batches to the callbacks server, at `callbacks_url` (default:
+http://HOST:PORT of the [callbacks] server as bound).
 
 The signer key may be the account key itself or a warm key that the account granted the
 inference messages (authz; the TxSender wraps its messages in MsgExec). A keyring key that is
@@ -80,6 +104,36 @@ class MlNodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     models: tuple[str, ...] = ()
     # `Authorization: Bearer <token>` the ML node requires, if any.
     token: str | None = None
+    # Requests leased to it at once (inference and validation replays together).
+    max_concurrent: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 64
+    # A disabled node is kept stopped (the admin API switches it).
+    enabled: bool = True
+
+
+class BrokerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How the broker drives the ML nodes (api.broker.Broker)."""
+
+    # A state probe unanswered this long marks the node unreachable.
+    probe_timeout_s: Seconds = 5.0
+    # Each node is probed at every block and at least this often.
+    poll_interval_s: Seconds = 10.0
+    # A stop / PoC start command; loading a model for inference; recomputing a PoC batch.
+    command_timeout_s: Seconds = 120.0
+    inference_up_timeout_s: Seconds = 1800.0
+    validate_timeout_s: Seconds = 600.0
+    # First delay before a refused command is tried again (doubling up to 60 s).
+    retry_delay_s: Seconds = 1.0
+
+
+class PocConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The PoC orchestration (api.poc.orchestrator)."""
+
+    # A new PoC commit (when the nonce count grew) at most this often, and always at the last
+    # height whose tx can land before the commit deadline.
+    commit_every_blocks: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+    # Fetching another host's proofs: per attempt, and attempts.
+    proof_timeout_s: Seconds = 30.0
+    proof_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -112,11 +166,19 @@ class ApiNodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The URL other hosts reach this node's public server at (its participant inference_url);
     # an executor chosen whose URL this is runs in-process. Default: http://HOST:PORT.
     public_url: str = ""
+    # The URL this host's ML nodes reach the callbacks server at. Default: http://HOST:PORT
+    # of the [callbacks] server as bound.
+    callbacks_url: str = ""
+    # The host chain node's consensus public key (hex, `gonka chain show-validator`): when set,
+    # the node registers the account as a participant at start if it is not one yet.
+    validator_key: str = ""
     public: ServerConfig = ServerConfig(host="0.0.0.0", port=9000)
     callbacks: ServerConfig = ServerConfig(host="127.0.0.1", port=9100)
     admin: ServerConfig = ServerConfig(host="127.0.0.1", port=9200)
     ml_nodes: tuple[MlNodeConfig, ...] = ()
     limits: LimitsConfig = LimitsConfig()
+    broker: BrokerConfig = BrokerConfig()
+    poc: PocConfig = PocConfig()
     # Where the node keeps its state (outbox, replay cache, payloads, event cursor); relative
     # paths are under the home folder. Default: HOME/api.
     state_dir: str = ""
@@ -128,6 +190,14 @@ class ApiNodeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         ids = [n.id for n in self.ml_nodes]
         if len(set(ids)) != len(ids):
             raise ValueError("two ml_nodes share an id")
+        if self.validator_key:
+            try:
+                key = bytes.fromhex(self.validator_key)
+            except ValueError:
+                key = b""
+            if len(key) != 32:
+                raise ValueError("validator_key must be 64 hex characters (an ed25519 public "
+                                 "key, as `gonka chain show-validator` prints)")
 
     def effective_public_url(self) -> str:
         if self.public_url:

@@ -1,5 +1,6 @@
 """`ApiNode`: what the request paths of one API node share (its settings, chain client, chain
-state, ML-node pool, stores, HTTP client, bandwidth limiter). Built and owned by `serve_api`,
+state, ML-node pool, stores, HTTP client, bandwidth limiter, and the host's broker and PoC
+orchestrator when it runs them). Built and owned by `serve_api`,
 whose nursery runs its background tasks; the apps only read it and call its methods.
 """
 
@@ -9,6 +10,7 @@ import logging
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 import msgspec
@@ -17,11 +19,20 @@ import trio
 from api.bandwidth import BandwidthLimiter, BandwidthParams
 from api.chain.sender import TxSender
 from api.mlnodes import MlNodePool, NoMlNode
-from api.node.chain_state import ChainSnapshot, ChainStateCache, TransferAgentKeys
+from api.node.chain_state import (
+    ChainSnapshot,
+    ChainStateCache,
+    TransferAgentKeys,
+    ValidatorKeys,
+)
 from api.node.config import ResolvedConfig
 from api.node.errors import ChainUnavailable
 from api.node.stores import PayloadStore, ReplayCache
 from chain.rpc.client import RpcClient, RpcError
+
+if TYPE_CHECKING:
+    from api.broker import Broker
+    from api.poc.orchestrator import PocOrchestrator
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +52,10 @@ class ApiNode:
     payloads: PayloadStore
     http: httpx.AsyncClient
     ta_keys: TransferAgentKeys
+    validator_keys: ValidatorKeys
+    # The host's broker and PoC orchestrator (None when a test gives the node a plain pool).
+    broker: Broker | None = None
+    orchestrator: PocOrchestrator | None = None
     rng: random.Random = field(default_factory=random.SystemRandom)
     limiter: BandwidthLimiter = field(default_factory=lambda: BandwidthLimiter(
         BandwidthParams(1, 0, 0, 1, 1)))
@@ -87,6 +102,20 @@ class ApiNode:
         except (RpcError, httpx.HTTPError, OSError, msgspec.DecodeError) as e:
             raise ChainUnavailable(f"balance of {address}: {e}") from None
         return int(answer["amount"])
+
+    async def member_weight(self, epoch: int, address: str) -> int | None:
+        """`address`'s weight in the group of `epoch`; None if it is not a member (or the
+        epoch has no group)."""
+        try:
+            group = await self.rpc.query("epochs/group", epoch=str(epoch))
+        except RpcError as e:
+            if e.code == "query_failed" and e.app_code in (2, 3):
+                return None
+            raise ChainUnavailable(f"group of epoch {epoch}: {e}") from None
+        except (httpx.HTTPError, OSError, msgspec.DecodeError) as e:
+            raise ChainUnavailable(f"group of epoch {epoch}: {e}") from None
+        return next((int(m.get("weight", 0)) for m in group.get("members", [])
+                     if m.get("address") == address), None)
 
     async def count_prompt_tokens(self, model: str, body_messages: object) -> int | None:
         """The prompt's real token count from one of this host's ML nodes serving `model`

@@ -143,6 +143,26 @@ class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 
 
+class NotAValidator(ApiError):
+    status, code = 403, "not_a_validator"
+
+    def __init__(self, validator: str, epoch: int) -> None:
+        super().__init__(f"{validator} holds no weight in the group of epoch {epoch}, the "
+                         "epoch of this inference: only its validators may fetch the payload")
+        self.validator, self.epoch = validator, epoch
+
+
+class StalePayloadRequest(ApiError):
+    """A payload request signed at a time outside the chain's window: refused as not
+    authenticated (a signature is only good within the window)."""
+
+    status = 401
+
+    def __init__(self, e: SigningError) -> None:
+        super().__init__(str(e))
+        self.code = e.code  # type: ignore[misc]
+
+
 def retry_after_seconds(blocks: int, block_time_s: float) -> int:
     return max(1, math.ceil(blocks * block_time_s))
 

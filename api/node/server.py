@@ -7,9 +7,14 @@ one nursery. A trio service function:
 
 cancelling the nursery stops everything (servers, sender, follower) and closes the stores.
 
+By default the node is a host's: the configured ML nodes become the broker (the pool the request
+paths lease from, its admin routes on the admin server), the PoC orchestrator follows the chain
+(its callbacks on the callbacks server, its proofs on the public one), and the account registers
+as a participant at start when the config names its consensus key (api/node/host.py).
+
 Other components plug in without this module knowing them:
-  * `pool`: the ML-node pool the request paths lease from (default: a StaticPool of the
-    configured `ml_nodes`), or a function of the ApiNode that makes one (the broker);
+  * `pool`: an ML-node pool to use instead (a StaticPool in tests), or a function of the
+    ApiNode that makes one; the node then runs neither the broker nor the PoC orchestrator;
   * `blueprints`: extra Quart blueprints per server (`ServerBlueprints`), or a function of the
     ApiNode that returns them (PoC callbacks, broker admin routes);
   * `background`: service functions `fn(node, task_status=...)` started in the node's nursery.
@@ -35,10 +40,17 @@ from api.chain.outbox import Outbox
 from api.chain.sender import TxSender
 from api.mlnodes import MlNodePool, StaticPool
 from api.node.app import create_private_app, create_public_app
-from api.node.chain_state import ChainSnapshot, ChainStateCache, TransferAgentKeys
+from api.node.chain_state import (
+    ChainSnapshot,
+    ChainStateCache,
+    TransferAgentKeys,
+    ValidatorKeys,
+)
 from api.node.config import ResolvedConfig, ServerConfig
 from api.node.context import ApiNode
+from api.node.host import HostServices, account_public_key
 from api.node.stores import PayloadStore, ReplayCache
+from api.validation.worker import validation_service
 from chain.rpc.client import RpcClient, RpcError
 from chain.rpc.schema import EventFrame
 
@@ -127,16 +139,27 @@ async def serve_api(
             node = ApiNode(resolved=resolved, rpc=rpc, cache=cache, sender=sender,
                            pool=static_pool(resolved), replay=replay, payloads=payloads,
                            http=http, ta_keys=TransferAgentKeys(rpc, cache),
+                           validator_keys=ValidatorKeys(rpc, cache),
                            rng=rng or random.SystemRandom())
-            if pool is not None:
+            host = None
+            if pool is None:
+                host = HostServices.create(node, await account_public_key(rpc, resolved))
+            else:
                 node.pool = pool if hasattr(pool, "lease") else pool(node)  # type: ignore
             extra = blueprints(node) if callable(blueprints) else (blueprints
                                                                   or ServerBlueprints())
+            if host is not None:
+                public, callbacks, admin = host.blueprints()
+                extra = ServerBlueprints(public=[*extra.public, *public],
+                                         callbacks=[*extra.callbacks, *callbacks],
+                                         admin=[*extra.admin, *admin])
             cache.listeners.append(_housekeeping(node))
 
             async with trio.open_nursery() as nursery:
                 await nursery.start(sender.run)
                 await nursery.start(cache.run)
+                if host is not None:
+                    await nursery.start(host.run_broker)
                 for service in background:
                     await nursery.start(service, node)
                 apps = {
@@ -150,6 +173,11 @@ async def serve_api(
                 for name, (server, app) in apps.items():
                     binds = await nursery.start(_serve, app, _hypercorn(server, name))
                     urls[name] = binds[0]
+                if host is not None:
+                    await nursery.start(host.run_orchestrator, _reachable(urls["callbacks"]))
+                    # The validation worker reads the seeds the orchestrator commits.
+                    await nursery.start(validation_service(host.orchestrator.seeds), node)
+                    nursery.start_soon(host.register)
                 log.info("API node %s serving: public %s, callbacks %s, admin %s",
                          resolved.account, urls["public"], urls["callbacks"], urls["admin"])
                 task_status.started(ApiServer(node, urls["public"], urls["callbacks"],
@@ -160,6 +188,13 @@ async def serve_api(
         payloads.close()
         if follower is not None:
             follower.close()
+
+
+def _reachable(bound: str) -> str:
+    """A bound URL as a local client reaches it (an unspecified address is this host)."""
+    for unspecified in ("//0.0.0.0:", "//[::]:"):
+        bound = bound.replace(unspecified, "//127.0.0.1:")
+    return bound
 
 
 async def _serve(app: Any, hyper: Config, *, task_status: trio.TaskStatus[list[str]]) -> None:

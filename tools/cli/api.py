@@ -4,7 +4,12 @@ executor, with its chain client).
     gonka api start [--home DIR] [--config FILE] [--chain-rpc URL] [--public-url URL]
                     [--public-port N] [--callbacks-port N] [--admin-port N]
                     [--account ADDR] [--signer-key NAME | --signer-key-file FILE]
-                    [--log-level LEVEL]
+                    [--validator-key HEX] [--log-level LEVEL]
+
+The node drives the host's ML nodes (the broker: `ml_nodes` of the config, then the admin API's
+list kept under the state folder), runs its PoC (seeds, commits, validation of the other hosts)
+and, given the chain node's consensus key (`validator_key`, `gonka chain show-validator`),
+registers the account as a participant at start if it is not one yet.
 
 The settings come from FILE (default HOME/api/config.toml; TOML, or JSON for a .json name, see
 api/node/config.py), each flag given overriding its setting. The node serves until SIGINT or
@@ -42,6 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--signer-key", metavar="NAME", help="a key of HOME's keyring")
     start.add_argument("--signer-key-file", metavar="FILE",
                        help="a file holding the signer's private key (hex)")
+    start.add_argument("--validator-key", metavar="HEX",
+                       help="the host chain node's consensus key, to register with at start")
     start.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     start.set_defaults(run=_start)
 
@@ -50,6 +57,7 @@ def _start(args: argparse.Namespace) -> int:
     import msgspec
 
     from api.node.config import API_DIR, CONFIG_FILE, ConfigError, load_config, resolve
+    from api.node.host import AccountKeyUnknown
     from api.node.server import serve_api
 
     root = home(args)
@@ -59,6 +67,7 @@ def _start(args: argparse.Namespace) -> int:
         "public.host": args.public_host, "public.port": args.public_port,
         "callbacks.port": args.callbacks_port, "admin.port": args.admin_port,
         "account": args.account, "log_level": args.log_level,
+        "validator_key": args.validator_key,
         "signer_key": args.signer_key, "signer_key_file": args.signer_key_file,
     }
     try:
@@ -83,10 +92,15 @@ def _start(args: argparse.Namespace) -> int:
     try:
         run_until_signal(start)
     except BaseExceptionGroup as group:
+        unknown = first_exception(group, AccountKeyUnknown)
+        if unknown is not None:
+            raise CliError(f"cannot run PoC: {unknown}") from None
         error = first_exception(group, OSError)
         if error is None:
             raise
         raise CliError(f"cannot serve: {error.strerror or error}") from None
+    except AccountKeyUnknown as error:
+        raise CliError(f"cannot run PoC: {error}") from None
     except OSError as error:
         raise CliError(f"cannot serve: {error.strerror or error}") from None
     return 0
