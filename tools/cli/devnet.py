@@ -29,9 +29,8 @@ OPERATOR = "validator-operator"
 DEVELOPER_FUNDS = 1_000_000 * NGONKA_PER_GONKA
 
 NOT_BUILT = (
-    ("API node (OpenAI-compatible signed inference)", 6),
-    ("the devnet's API and ML-node processes (the ML node runs alone: gonka mlnode start), "
-     "the full testermint_py harness", 7),
+    ("the devnet's API and ML-node processes (each runs alone: gonka api start, "
+     "gonka mlnode start), the full testermint_py harness", 7),
 )
 
 
