@@ -26,7 +26,6 @@ processed before the consumer is done with it.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -36,6 +35,7 @@ import httpx
 import msgspec
 import trio
 
+from api.durable import open_durable
 from chain.rpc.client import RpcClient, RpcError
 from chain.rpc.schema import EventFrame
 
@@ -59,13 +59,9 @@ class CursorStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = open_durable(self.path, "CREATE TABLE IF NOT EXISTS cursors "
+                                           "(name TEXT PRIMARY KEY, height INTEGER NOT NULL);")
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS cursors "
-                         "(name TEXT PRIMARY KEY, height INTEGER NOT NULL)")
 
     def get(self, name: str) -> int | None:
         with self._lock:

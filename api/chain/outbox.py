@@ -30,6 +30,7 @@ from typing import Literal
 
 import msgspec
 
+from api.durable import open_durable
 from chain.types.codec import decode, encode
 from chain.types.msgs import MSG_TYPES, BaseMsg, Msg, msg_tag
 
@@ -107,13 +108,9 @@ def _now_ns() -> int:
 class Outbox:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Durable: a put that returned is on disk, even if the machine loses power right after.
+        self._db = open_durable(self.path, _SCHEMA)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a put that returned is on disk, even if the machine loses power right after.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:

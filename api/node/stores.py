@@ -15,24 +15,15 @@ Methods are synchronous, short and thread-safe; this module never talks to the n
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
+from api.durable import open_durable
+
 Role = Literal["transfer_agent", "executor"]
-
-
-def _open(path: Path | str, schema: str) -> sqlite3.Connection:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.executescript(schema)
-    return db
 
 
 class ReplayCache:
@@ -46,7 +37,7 @@ class ReplayCache:
     """
 
     def __init__(self, path: Path | str) -> None:
-        self._db = _open(path, self._SCHEMA)
+        self._db = open_durable(path, self._SCHEMA)
         self._lock = threading.Lock()
 
     def add(self, inference_id: bytes, role: Role, request_timestamp_ns: int) -> bool:
@@ -105,7 +96,7 @@ class PayloadStore:
     """
 
     def __init__(self, path: Path | str) -> None:
-        self._db = _open(path, self._SCHEMA)
+        self._db = open_durable(path, self._SCHEMA)
         self._lock = threading.Lock()
 
     def put(self, p: StoredPayload) -> None:

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import bisect
 import logging
-import sqlite3
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import native
+from api.durable import open_durable
 from api.poc.proofs import (
     MAX_POSITIONS,
     NeighbourLeaf,
@@ -235,10 +235,7 @@ class NonceStore:
 
     def __init__(self, path: str | Path, epoch: int) -> None:
         self.epoch = epoch
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_durable(path, _SCHEMA)
         rows = self._db.execute(
             "SELECT nonce, distance FROM poc_nonce WHERE epoch = ? ORDER BY nonce", (epoch,))
         self._list = NonceList.from_pairs(rows.fetchall())

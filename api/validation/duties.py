@@ -15,12 +15,13 @@ Synchronous and short; never talks to the network.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Literal
 
 import msgspec
+
+from api.durable import open_durable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS duties (
@@ -54,13 +55,8 @@ class Duty(msgspec.Struct, frozen=True):
 
 class DutyStore:
     def __init__(self, path: Path | str) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = open_durable(path, _SCHEMA)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
