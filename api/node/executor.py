@@ -9,7 +9,11 @@ Steps (gonka-api-node.md 1.5, with the fixes of DESIGN.md section 6):
   2. lease an ML node serving the model (503 when none), held until the answer is complete;
   3. POST the ML node's /v1/chat/completions with the recording additions (responses.py), with
      a connect and a read timeout; an error or a non-200 answer is a 502 with its reason;
-  4. stream the developer's view back, keep the recorded bytes; at the end, count tokens
+  4. stream the developer's view back, keep the recorded bytes (logprob tokens as ids, asked
+     with `return_tokens_as_token_ids`: that is what validators replay); the developer's
+     logprob tokens are texts again, through the ML node's /detokenize (distinct ids only,
+     concurrently, remembered for the rest of the answer; none when it did not ask for
+     logprobs: they are stripped); at the end, count tokens
      (usage; else /tokenize for the prompt and the logprob entries for the completion), store
      the payload, sign the execution bytes and queue MsgFinishInference.
 A developer who hangs up mid-stream gets no Finish (the record expires and the escrow returns).
@@ -18,7 +22,7 @@ A developer who hangs up mid-stream gets no Finish (the record expires and the e
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack
 
 import httpx
@@ -34,8 +38,10 @@ from api.node.responses import (
     ResponseError,
     SseRecorder,
     developer_asked,
+    developer_json,
+    developer_token_ids,
     ml_request_body,
-    record_json,
+    parse_json,
 )
 from api.node.stores import StoredPayload
 from api.signing import VerifiedTransfer
@@ -69,6 +75,8 @@ class Execution:
         self.content_type = content_type
         self.finish_message_id: int | None = None
         self._developer = b""
+        self._texts: dict[int, str] = {}
+        self._detokenize = True  # off after a timeout: the rest of a stream is not held up
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
@@ -79,10 +87,11 @@ class Execution:
         is not a chat completion is then still a clean 502 (MlNodeFailed)."""
         try:
             raw = await self.response.aread()
-            recorded, self._developer = record_json(raw, self.transfer.inference_id.hex(),
-                                                    self.asked)
+            recorded, obj = parse_json(raw, self.transfer.inference_id.hex())
         except (httpx.HTTPError, ResponseError) as e:
             raise MlNodeFailed(self.lease.node_id, str(e)) from None
+        texts = await self._token_texts(developer_token_ids(obj, self.asked))
+        self._developer = developer_json(obj, self.asked, texts)
         await self._record(recorded)
         await self.aclose()  # the ML node is free as soon as its answer is in
 
@@ -94,7 +103,9 @@ class Execution:
             recorder = SseRecorder(self.transfer.inference_id.hex(), self.asked)
             try:
                 async for line in _lines(self.response):
-                    out = recorder.feed(line)
+                    taken = recorder.take(line)
+                    texts = await self._token_texts(taken.token_ids)
+                    out = recorder.render(taken, texts)
                     if out is not None:
                         yield out + b"\n"
             except (httpx.HTTPError, ResponseError) as e:
@@ -106,6 +117,36 @@ class Execution:
             await self._record(recorder.recorded())
         finally:
             await self.aclose()
+
+    async def _token_texts(self, ids: Iterable[int]) -> dict[int, str]:
+        """The texts of token ids (the ML node's /detokenize, one call per id not seen before
+        in this answer, concurrently). An id whose text cannot be had stays "token_id:N" in
+        the developer's view (vLLM's own form); the record does not depend on it."""
+        missing = [i for i in ids if i not in self._texts]
+        if missing and self._detokenize:
+            headers = self.node.mlnode_headers(self.lease.node_id)
+
+            async def one(token_id: int) -> None:
+                try:
+                    text = await detokenize(self.node.http, self.lease.url, headers,
+                                            self.transfer.model, [token_id])
+                except (httpx.HTTPError, OSError, msgspec.DecodeError,
+                        msgspec.ValidationError) as e:
+                    text = None
+                    log.warning("inference %s: detokenize failed: %s",
+                                self.transfer.inference_id.hex()[:16], e)
+                if text is not None:
+                    self._texts[token_id] = text
+
+            with trio.move_on_after(self.node.limits.tokenize_timeout_s) as scope:
+                async with trio.open_nursery() as nursery:
+                    for token_id in missing:
+                        nursery.start_soon(one, token_id)
+            if scope.cancelled_caught:
+                self._detokenize = False
+                log.warning("inference %s: detokenize timed out; logprob tokens stay ids",
+                            self.transfer.inference_id.hex()[:16])
+        return self._texts
 
     async def _record(self, recorded: Recorded) -> None:
         usage = recorded.usage
@@ -188,6 +229,20 @@ async def open_execution(node: ApiNode, transfer: VerifiedTransfer, body: bytes)
         with trio.CancelScope(shield=True):
             await stack.aclose()
         raise
+
+
+class _Detokenized(msgspec.Struct):
+    prompt: str
+
+
+async def detokenize(http: httpx.AsyncClient, url: str, headers: Mapping[str, str], model: str,
+                     ids: list[int]) -> str | None:
+    """The text of token ids (vLLM's /detokenize); None when the ML node refuses."""
+    response = await http.post(f"{url}/detokenize", headers=headers,
+                               content=msgspec.json.encode({"model": model, "tokens": ids}))
+    if response.status_code != 200:
+        return None
+    return msgspec.json.decode(response.content, type=_Detokenized).prompt
 
 
 async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:

@@ -26,8 +26,11 @@ Only then is the block marked processed. Duties are carried out concurrently (at
 2. check BLAKE3(request) == prompt_hash and BLAKE3(response) == response_hash;
 3. replay the executor's output tokens on one of this host's ML nodes
    (`POST /api/v1/inference/replay` with the request's messages, the output token ids and the
-   executor's top-k); recorded tokens that are texts are turned into ids with the ML node's
-   `/tokenize` (one id each, else the output is not this model's);
+   executor's top-k). Executors record "token_id:N" tokens (api.node.responses asks the ML node
+   for `return_tokens_as_token_ids`): those ids are replayed as they are. Recorded tokens that
+   are texts (an executor that did not ask for ids) are turned into ids with the ML node's
+   `/tokenize` (one id each, else the output is not this model's; exact for byte-level
+   vocabularies only, hence the ids);
 4. score with `chain.types.inference_scoring.score`, send MsgValidation(similarity_ppm).
 
 Who is at fault decides what happens when something goes wrong:
