@@ -34,19 +34,19 @@ from chain.node.setup import init_home, node_key, read_genesis, validator_key, w
 from chain.rpc.client import RpcClient, RpcError
 from chain.rpc.schema import EventFrame
 from chain.types.genesis import GenesisAccount, GenesisValidator
-from testermint_py.cluster import TEST_CONSENSUS, free_ports
-from testermint_py.mock_mlnode import DEFAULT_CONFIG, MockScript, serve_mock_mlnode
-from tests.api.test_node_network import (
+from testermint_py.api_network import (
     DEV,
     FUNDS,
     HOSTS,
-    MESSAGES,
     MODEL,
     PRICE,
     WEIGHTS,
     api_config,
     each_block,
 )
+from testermint_py.cluster import TEST_CONSENSUS, free_ports
+from testermint_py.mock_mlnode import DEFAULT_CONFIG, MockScript, serve_mock_mlnode
+from tests.api.test_node_network import MESSAGES
 
 CHAIN_ID = "api-claims-1"
 NGONKA = 10**9

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import functools
 import time
-from collections.abc import Awaitable, Callable
 
 import httpx
 import msgspec
@@ -29,88 +28,29 @@ from api.client import gonka_async_http_client
 from api.node.config import config_from, resolve
 from api.node.server import ApiServer, serve_api
 from api.signing import sign_payload_request
-from chain.app.profiles import DEVNET_MODEL
 from chain.crypto.hashing import blake3_256
-from chain.crypto.secp256k1 import PrivateKey
 from chain.node.config import NodeConfig, P2PConfig, RpcConfig
-from chain.node.home import NodeHome
 from chain.node.node import ChainNode
 from chain.node.setup import (
     add_validator,
     init_home,
-    node_key,
-    read_genesis,
     validator_key,
-    write_genesis,
 )
-from chain.rpc.client import RpcClient
-from chain.types.genesis import GenesisAccount, GenesisValidator
-from testermint_py.cluster import TEST_CONSENSUS, free_ports
+from testermint_py.api_network import (
+    CHAIN_ID,
+    DEV,
+    HOSTS,
+    MODEL,
+    PRICE,
+    WEIGHTS,
+    api_config,
+    chain_homes,
+    each_block,
+)
+from testermint_py.cluster import free_ports
 from testermint_py.mock_mlnode import DEFAULT_CONFIG, MockScript, serve_mock_mlnode
 
-MODEL = DEVNET_MODEL
-CHAIN_ID = "api-network-1"
-HOSTS = [PrivateKey(bytes([90 + i]) * 32) for i in range(2)]
-DEV = PrivateKey(bytes([95]) * 32)
-FUNDS = 10**15
-PRICE = 10
-# Each host's mock finds this many nonces (equal: with two hosts the chain caps each at half).
-WEIGHTS = (150, 150)
-FIRST_POC = 20
-EPOCHS = {"epoch_length": 2000, "first_poc_start": FIRST_POC}
 MESSAGES = [{"role": "user", "content": "Tell me about the network"}]
-HANG_GUARD_S = 180                          # a hang guard, not a timing assertion
-
-
-def chain_homes(root, p2p: list[int], rpc: list[int]) -> list[NodeHome]:
-    homes = []
-    for i in range(2):
-        config = NodeConfig(p2p=P2PConfig(listen=f"127.0.0.1:{p2p[i]}", dial_backoff_max_s=0.5),
-                            rpc=RpcConfig(listen=f"127.0.0.1:{rpc[i]}"))
-        homes.append(init_home(root / f"chain{i}", CHAIN_ID, moniker=f"node{i}", config=config,
-                               profile="devnet"))
-    genesis = read_genesis(homes[0])
-    params = {k: dict(v) for k, v in genesis.app_params.items()}
-    params["epochs"] = {**params.get("epochs", {}), **EPOCHS}
-    params["inference"] = {**params.get("inference", {}), "grace_per_token_price": PRICE}
-    genesis = msgspec.structs.replace(
-        genesis, consensus=TEST_CONSENSUS, app_params=params,
-        validators=tuple(GenesisValidator(name=f"node{i}", pubkey=validator_key(h).public_key,
-                                          power=10, operator=HOSTS[i].address)
-                         for i, h in enumerate(homes)),
-        accounts=tuple(GenesisAccount(address=k.address, balance=FUNDS)
-                       for k in (*HOSTS, DEV)))
-    ids = [node_key(h).id.hex() for h in homes]
-    for i, h in enumerate(homes):
-        write_genesis(h, genesis)
-        peer = f'"{ids[1 - i]}@127.0.0.1:{p2p[1 - i]}"'
-        h.config_file.write_text(h.config_file.read_text().replace(
-            "persistent_peers = []", f"persistent_peers = [{peer}]"))
-    return homes
-
-
-def api_config(i: int, home: NodeHome, rpc_url: str, port: int, mlnode_url: str) -> dict:
-    """Host i's settings as an operator would write them (with test-paced broker and PoC)."""
-    return {"account": HOSTS[i].address, "chain_rpc": rpc_url,
-            "public_url": f"http://127.0.0.1:{port}",
-            "public": {"host": "127.0.0.1", "port": port},
-            "callbacks": {"port": 0}, "admin": {"port": 0},
-            "validator_key": validator_key(home).public_key.hex(),
-            "ml_nodes": [{"id": "gpu0", "url": mlnode_url, "models": [MODEL]}],
-            "broker": {"poll_interval_s": 1.0, "retry_delay_s": 0.05},
-            "poc": {"commit_every_blocks": 2, "proof_timeout_s": 10.0}}
-
-
-async def each_block(rpc_url: str, check: Callable[[], Awaitable[object]]) -> object:
-    """`check()`'s first truthy answer, asked now and after every new block."""
-    with trio.fail_after(HANG_GUARD_S):
-        async with RpcClient(rpc_url) as rpc, rpc.events(types=("none",)) as frames:
-            if answer := await check():
-                return answer
-            async for _ in frames:
-                if answer := await check():
-                    return answer
-    raise AssertionError("unreachable")
 
 
 async def test_two_api_nodes_take_a_network_from_genesis_to_a_recorded_completion(tmp_path):

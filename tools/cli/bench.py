@@ -4,6 +4,7 @@ the same process. They are measurements, not tests: they print and never fail on
     gonka bench native [--signatures N] [--leaves N] [--repeat N]
     gonka bench chain [--txs N] [--accounts N] [--clients N]
     gonka bench poc [--params small] [--nonces N] [--batch N] [--mismatch-nonces N]
+    gonka bench api [--requests N] [--concurrency N] [--seconds S] [--free]
 """
 
 from __future__ import annotations
@@ -11,6 +12,17 @@ from __future__ import annotations
 import argparse
 
 from tools.cli.command import CliError, positive_int
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -61,6 +73,23 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="torch threads (default: torch's choice, one per core)")
     poc.set_defaults(run=_poc)
 
+    api = sub.add_parser(
+        "api",
+        help="API node requests/s and the latency its two hops add over the ML node alone",
+        description="A two-host network (in-process chain validators, API nodes, mock ML nodes "
+        "that answer instantly) taken to epoch 1: the latency of sequential requests straight "
+        "to the ML node against through host A's API, then the completed requests per second "
+        "of concurrent clients through hosts A and B, with every inference recorded on chain.")
+    api.add_argument("--requests", type=positive_int, default=100, metavar="N",
+                     help="sequential requests of each side at low load")
+    api.add_argument("--concurrency", type=positive_int, default=8, metavar="N",
+                     help="concurrent clients of the throughput run")
+    api.add_argument("--seconds", type=positive_float, default=10.0, metavar="S",
+                     help="how long the concurrent clients send")
+    api.add_argument("--free", action="store_true",
+                     help="free inference (price 0) instead of the priced grace period")
+    api.set_defaults(run=_api)
+
 
 def _native(args: argparse.Namespace) -> int:
     try:
@@ -85,4 +114,12 @@ def _poc(args: argparse.Namespace) -> int:
     poc.run(PARAM_SETS[args.params], nonces=args.nonces, baseline_nonces=args.baseline_nonces,
             batch=args.batch, mismatch_nonces=args.mismatch_nonces,
             triton_nonces=args.triton_nonces, threads=args.threads)
+    return 0
+
+
+def _api(args: argparse.Namespace) -> int:
+    from tools.bench import api
+
+    api.run(requests=args.requests, concurrency=args.concurrency, seconds=args.seconds,
+            free=args.free)
     return 0
