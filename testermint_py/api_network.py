@@ -27,7 +27,7 @@ from chain.node.home import NodeHome
 from chain.node.node import ChainNode
 from chain.node.setup import init_home, node_key, read_genesis, validator_key, write_genesis
 from chain.rpc.client import RpcClient
-from chain.types.genesis import GenesisAccount, GenesisValidator
+from chain.types.genesis import ConsensusParams, GenesisAccount, GenesisValidator
 from testermint_py.cluster import TEST_CONSENSUS, free_ports
 from testermint_py.mock_mlnode import DEFAULT_CONFIG, MockScript, serve_mock_mlnode
 
@@ -44,22 +44,27 @@ EPOCHS = {"epoch_length": 2000, "first_poc_start": FIRST_POC}
 HANG_GUARD_S = 180                          # a hang guard, not a timing assertion
 
 
-def chain_homes(root: Path, p2p: list[int], rpc: list[int], *, price: int = PRICE
-                ) -> list[NodeHome]:
+def chain_homes(root: Path, p2p: list[int], rpc: list[int], *, price: int = PRICE,
+                chain_id: str = CHAIN_ID, epochs: dict | None = None,
+                consensus: ConsensusParams = TEST_CONSENSUS,
+                params: dict[str, dict] | None = None) -> list[NodeHome]:
     """Two validator homes sharing one genesis (hosts and DEV funded), each peering the other.
-    `price` is the grace-period price per token (0: free inference)."""
+    `price` is the grace-period price per token (0: free inference); `epochs` (default EPOCHS)
+    and `params` (per module) update the devnet profile."""
     homes = []
     for i in range(2):
         config = NodeConfig(p2p=P2PConfig(listen=f"127.0.0.1:{p2p[i]}", dial_backoff_max_s=0.5),
                             rpc=RpcConfig(listen=f"127.0.0.1:{rpc[i]}"))
-        homes.append(init_home(root / f"chain{i}", CHAIN_ID, moniker=f"node{i}", config=config,
+        homes.append(init_home(root / f"chain{i}", chain_id, moniker=f"node{i}", config=config,
                                profile="devnet"))
     genesis = read_genesis(homes[0])
-    params = {k: dict(v) for k, v in genesis.app_params.items()}
-    params["epochs"] = {**params.get("epochs", {}), **EPOCHS}
-    params["inference"] = {**params.get("inference", {}), "grace_per_token_price": price}
+    app_params = {k: dict(v) for k, v in genesis.app_params.items()}
+    overrides = {"epochs": EPOCHS if epochs is None else epochs,
+                 "inference": {"grace_per_token_price": price}, **(params or {})}
+    for module, values in overrides.items():
+        app_params[module] = {**app_params.get(module, {}), **values}
     genesis = msgspec.structs.replace(
-        genesis, consensus=TEST_CONSENSUS, app_params=params,
+        genesis, consensus=consensus, app_params=app_params,
         validators=tuple(GenesisValidator(name=f"node{i}", pubkey=validator_key(h).public_key,
                                           power=10, operator=HOSTS[i].address)
                          for i, h in enumerate(homes)),

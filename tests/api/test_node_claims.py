@@ -27,16 +27,12 @@ import trio
 from api.client import gonka_async_http_client
 from api.node.config import config_from, resolve
 from api.node.server import ApiServer, serve_api
-from chain.node.config import NodeConfig, P2PConfig, RpcConfig
 from chain.node.home import NodeHome
 from chain.node.node import ChainNode
-from chain.node.setup import init_home, node_key, read_genesis, validator_key, write_genesis
 from chain.rpc.client import RpcClient, RpcError
 from chain.rpc.schema import EventFrame
-from chain.types.genesis import GenesisAccount, GenesisValidator
 from testermint_py.api_network import (
     DEV,
-    FUNDS,
     HOSTS,
     MODEL,
     PRICE,
@@ -44,6 +40,7 @@ from testermint_py.api_network import (
     api_config,
     each_block,
 )
+from testermint_py.api_network import chain_homes as network_homes
 from testermint_py.cluster import TEST_CONSENSUS, free_ports
 from testermint_py.mock_mlnode import DEFAULT_CONFIG, MockScript, serve_mock_mlnode
 from tests.api.test_node_network import MESSAGES
@@ -64,32 +61,10 @@ HANG_GUARD_S = 180                          # a hang guard, not a timing asserti
 
 
 def chain_homes(root, p2p: list[int], rpc: list[int]) -> list[NodeHome]:
-    homes = []
-    for i in range(2):
-        config = NodeConfig(p2p=P2PConfig(listen=f"127.0.0.1:{p2p[i]}", dial_backoff_max_s=0.5),
-                            rpc=RpcConfig(listen=f"127.0.0.1:{rpc[i]}"))
-        homes.append(init_home(root / f"chain{i}", CHAIN_ID, moniker=f"node{i}", config=config,
-                               profile="devnet"))
-    genesis = read_genesis(homes[0])
-    params = {k: dict(v) for k, v in genesis.app_params.items()}
-    params["epochs"] = {**params.get("epochs", {}), **EPOCHS}
-    params["inference"] = {**params.get("inference", {}), "grace_per_token_price": PRICE}
-    params["rewards"] = {**params.get("rewards", {}), "initial_epoch_reward": EMISSION,
-                         "work_vesting_epochs": 0, "reward_vesting_epochs": 0}
-    genesis = msgspec.structs.replace(
-        genesis, consensus=CONSENSUS, app_params=params,
-        validators=tuple(GenesisValidator(name=f"node{i}", pubkey=validator_key(h).public_key,
-                                          power=10, operator=HOSTS[i].address)
-                         for i, h in enumerate(homes)),
-        accounts=tuple(GenesisAccount(address=k.address, balance=FUNDS)
-                       for k in (*HOSTS, DEV)))
-    ids = [node_key(h).id.hex() for h in homes]
-    for i, h in enumerate(homes):
-        write_genesis(h, genesis)
-        peer = f'"{ids[1 - i]}@127.0.0.1:{p2p[1 - i]}"'
-        h.config_file.write_text(h.config_file.read_text().replace(
-            "persistent_peers = []", f"persistent_peers = [{peer}]"))
-    return homes
+    return network_homes(root, p2p, rpc, chain_id=CHAIN_ID, epochs=EPOCHS, consensus=CONSENSUS,
+                         params={"rewards": {"initial_epoch_reward": EMISSION,
+                                             "work_vesting_epochs": 0,
+                                             "reward_vesting_epochs": 0}})
 
 
 def attributes(frame: EventFrame, type_: str) -> list[dict[str, str]]:
