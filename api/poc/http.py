@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 
 import httpx
-import msgspec
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 
+from api.jsonhttp import answer_bad_bodies, error_response, json_response, read_body
 from api.poc.orchestrator import CALLBACK_PREFIX, PROOFS_PATH, PocOrchestrator, PocServiceError
 from api.poc.proofs import PocProofRequest, PositionOutOfRange
 from chain.rpc.client import RpcError
@@ -32,48 +32,20 @@ MAX_CALLBACK_BYTES = 64 << 20
 MAX_PROOF_REQUEST_BYTES = 1 << 20
 
 
-class ErrorBody(msgspec.Struct, frozen=True):
-    error: str
-
-
-def _json(obj: object, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(obj), status=status, content_type="application/json")
-
-
-def _error(status: int, message: str) -> Response:
-    return _json(ErrorBody(message), status)
-
-
-class _BadBody(Exception):
-    pass
-
-
-async def _body(type_: type, limit: int):
-    data = await request.get_data(as_text=False)
-    if len(data) > limit:
-        raise _BadBody(f"body over {limit} bytes")
-    try:
-        return msgspec.json.decode(data, type=type_)
-    except msgspec.DecodeError as e:
-        raise _BadBody(str(e)) from None
-
-
 def _common_errors(bp: Blueprint) -> None:
-    @bp.errorhandler(_BadBody)
-    async def on_bad_body(e: _BadBody) -> Response:
-        return _error(400, f"invalid body: {e}")
+    answer_bad_bodies(bp)
 
     @bp.errorhandler(PocServiceError)
     async def on_refused(e: PocServiceError) -> Response:
-        return _error(e.status, str(e))
+        return error_response(e.status, str(e))
 
     @bp.errorhandler(RpcError)
     async def on_chain(e: RpcError) -> Response:
-        return _error(503, f"the chain cannot be read now: {e.message}")
+        return error_response(503, f"the chain cannot be read now: {e.message}")
 
     @bp.errorhandler(httpx.HTTPError)
     async def on_chain_down(e: httpx.HTTPError) -> Response:
-        return _error(503, f"the chain cannot be read now: {type(e).__name__}")
+        return error_response(503, f"the chain cannot be read now: {type(e).__name__}")
 
 
 def callbacks_blueprint(orchestrator: PocOrchestrator) -> Blueprint:
@@ -82,14 +54,14 @@ def callbacks_blueprint(orchestrator: PocOrchestrator) -> Blueprint:
 
     @bp.post(f"{CALLBACK_PREFIX}/generated")
     async def generated() -> Response:
-        batch = await _body(ProofBatch, MAX_CALLBACK_BYTES)
+        batch = await read_body(ProofBatch, MAX_CALLBACK_BYTES)
         merge = await orchestrator.accept_batch(batch)
-        return _json(dataclasses.asdict(merge))
+        return json_response(dataclasses.asdict(merge))
 
     @bp.post(f"{CALLBACK_PREFIX}/validated")
     async def validated() -> Response:
-        await _body(ValidatedBatch, MAX_CALLBACK_BYTES)
-        return _json({})
+        await read_body(ValidatedBatch, MAX_CALLBACK_BYTES)
+        return json_response({})
 
     return bp
 
@@ -100,11 +72,11 @@ def poc_proofs_blueprint(orchestrator: PocOrchestrator) -> Blueprint:
 
     @bp.errorhandler(PositionOutOfRange)
     async def on_out_of_range(e: PositionOutOfRange) -> Response:
-        return _error(400, str(e))
+        return error_response(400, str(e))
 
     @bp.post(PROOFS_PATH)
     async def proofs() -> Response:
-        req = await _body(PocProofRequest, MAX_PROOF_REQUEST_BYTES)
-        return _json(await orchestrator.proofs(req))
+        req = await read_body(PocProofRequest, MAX_PROOF_REQUEST_BYTES)
+        return json_response(await orchestrator.proofs(req))
 
     return bp
