@@ -27,6 +27,18 @@ log = logging.getLogger(__name__)
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
+def hypercorn_config(cfg: MlNodeConfig, logger: str) -> Config:
+    """Hypercorn settings of an ML-node control server (the real one and testermint's mock)."""
+    hyper = Config()
+    hyper.bind = [f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"]
+    hyper.accesslog = None
+    hyper.errorlog = logging.getLogger(logger)
+    hyper.graceful_timeout = cfg.graceful_timeout_s
+    # Inference requests can stream for minutes; the backend's own timeouts bound them.
+    hyper.keep_alive_timeout = 300
+    return hyper
+
+
 async def serve_mlnode(
     config: MlNodeConfig | None = None,
     *,
@@ -43,13 +55,7 @@ async def serve_mlnode(
     cfg = config or MlNodeConfig()
     if cfg.host not in LOOPBACK and cfg.auth_token is None:
         log.warning("the ML node control API listens on %s without an auth token", cfg.host)
-    hyper = Config()
-    hyper.bind = [f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"]
-    hyper.accesslog = None
-    hyper.errorlog = logging.getLogger("mlnode.service.server")
-    hyper.graceful_timeout = cfg.graceful_timeout_s
-    # Inference requests can stream for minutes; the backend's own timeouts bound them.
-    hyper.keep_alive_timeout = 300
+    hyper = hypercorn_config(cfg, "mlnode.service.server")
 
     async with httpx.AsyncClient(timeout=None) as client:
         async with trio.open_nursery() as nursery:

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import msgspec
 import trio
-from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -30,6 +29,7 @@ from mlnode.service.app import create_app
 from mlnode.service.config import MlNodeConfig
 from mlnode.service.node import MlNode
 from mlnode.service.schema import ErrorView
+from mlnode.service.server import hypercorn_config
 from testermint_py.mock_mlnode.backend import MockBackend
 from testermint_py.mock_mlnode.poc import MockPocFunction, MockPowController
 from testermint_py.mock_mlnode.script import MockScript, matches
@@ -123,12 +123,7 @@ async def serve_mock_mlnode(
     """
     cfg = config or DEFAULT_CONFIG
     holder = ScriptHolder(script or MockScript())
-    hyper = Config()
-    hyper.bind = [f"[{cfg.host}]:{cfg.port}" if ":" in cfg.host else f"{cfg.host}:{cfg.port}"]
-    hyper.accesslog = None
-    hyper.errorlog = logging.getLogger("testermint_py.mock_mlnode.server")
-    hyper.graceful_timeout = cfg.graceful_timeout_s
-    hyper.keep_alive_timeout = 300
+    hyper = hypercorn_config(cfg, "testermint_py.mock_mlnode.server")
 
     async with httpx.AsyncClient(timeout=None) as client:
         async with trio.open_nursery() as nursery:
