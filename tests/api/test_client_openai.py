@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 
 import httpx
-import hypercorn.config
-import hypercorn.trio
 import openai
 import pytest
 import trio
@@ -30,6 +27,7 @@ from api.signing import (
 )
 from chain.app.inference.params import InferenceParams
 from chain.crypto.secp256k1 import PrivateKey
+from testermint_py.http import serve_app
 
 DEV = PrivateKey(bytes([7]) * 32)
 TA = PrivateKey(bytes([8]) * 32)
@@ -116,10 +114,7 @@ def make_app(node_ref: list[Node]) -> QuartTrio:
 @pytest.fixture
 async def node(nursery) -> Node:
     ref: list[Node] = []
-    config = hypercorn.config.Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
-    binds = await nursery.start(partial(hypercorn.trio.serve, make_app(ref), config))
+    binds = await nursery.start(serve_app, make_app(ref))
     ref.append(Node(binds[0]))
     return ref[0]
 

@@ -14,8 +14,6 @@ import msgspec
 import numpy as np
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
 
@@ -24,6 +22,7 @@ from chain.types.poc import TEST_PARAMS, PowInitRequest, ProofBatch, ValidatedBa
 from mlnode.inference.replay import ReplayResponse, parse_chat_logprobs
 from mlnode.service.schema import ErrorView, HealthView, OkView, PowStatus, PowView, StateView
 from mlnode.service.state import Action, Conflict, NodeMode, NodeStatus, transition
+from testermint_py.http import serve_app
 from testermint_py.mock_mlnode import DEFAULT_CONFIG, MockScript, serve_mock_mlnode
 from testermint_py.mock_mlnode.poc import MockPocFunction
 
@@ -74,14 +73,6 @@ class Callbacks:
     async def wait_for(self, predicate) -> None:
         while not predicate():
             await self.changed.wait()
-
-
-async def serve_app(app, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.graceful_timeout = 0.1
-    await serve(app, config, task_status=task_status)
 
 
 class Mock:

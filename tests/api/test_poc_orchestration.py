@@ -18,8 +18,6 @@ import httpx
 import msgspec
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
 from api.broker import Broker, NodeSpec
@@ -44,6 +42,7 @@ from chain.types.inference import seed_commitment
 from chain.types.msgs import MsgRegisterParticipant, MsgSubmitSeed
 from chain.types.msgs.participants import MlNodeSpec
 from testermint_py.cluster import TEST_CONSENSUS, free_ports
+from testermint_py.http import serve_app
 from testermint_py.mock_mlnode import DEFAULT_CONFIG, MockScript, serve_mock_mlnode
 
 CHAIN_ID = "poc-1"
@@ -86,14 +85,6 @@ class Host:
     mock: httpx.AsyncClient
 
 
-async def serve_on(app, port: int, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.graceful_timeout = 0.1
-    await serve(app, config, task_status=task_status)
-
-
 @asynccontextmanager
 async def start_host(key: PrivateKey, consensus_key: bytes, rpc_url: str, home, script):
     """A host's API-node pieces around a mock ML node; registered on chain before it yields."""
@@ -122,7 +113,7 @@ async def start_host(key: PrivateKey, consensus_key: bytes, rpc_url: str, home, 
         app = QuartTrio(f"api-{key.address[-6:]}")
         app.register_blueprint(callbacks_blueprint(orchestrator))
         app.register_blueprint(poc_proofs_blueprint(orchestrator))
-        await nursery.start(serve_on, app, port)
+        await nursery.start(serve_app, app, port)
         registered = sender.submit(MsgRegisterParticipant(
             participant=key.address, inference_url=url, validator_key=consensus_key,
             ml_nodes=(MlNodeSpec(node_id="n1", models=(DEVNET_MODEL,)),)))

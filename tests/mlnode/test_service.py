@@ -13,14 +13,13 @@ import numpy as np
 import pytest
 import trio
 import trio.testing
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
 
 from chain.types.poc import TEST_PARAMS, ProofBatch, ValidatedBatch
 from mlnode.pow.model import PocModel
 from mlnode.service import MlNodeConfig, serve_mlnode
+from testermint_py.http import serve_app
 
 BLOCK = "ab" * 32
 OTHER_BLOCK = "cd" * 32
@@ -149,14 +148,6 @@ class Callbacks:
     async def wait_for(self, predicate) -> None:
         while not predicate():
             await self.changed.wait()
-
-
-async def serve_app(app, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.graceful_timeout = 0.1
-    await serve(app, config, task_status=task_status)
 
 
 class Node:
