@@ -1,14 +1,19 @@
-"""Handler of MsgSubmitSeed: a participant commits to its secret validation seed for the epoch
-whose PoC is running, any time from the PoC start to the commit deadline (a later commitment
-replaces an earlier one). Without one it gets no weight in that epoch."""
+"""Handlers of the epochs messages.
+
+MsgSubmitSeed: a participant commits to its secret validation seed for the epoch whose PoC is
+running, any time from the PoC start to the commit deadline (a later commitment replaces an
+earlier one). Without one it gets no weight in that epoch.
+
+MsgSubmitUnitOfComputePriceProposal: a participant proposes the unit-of-compute price, at any
+time; its latest proposal counts when a group forms (epochs.unit_price)."""
 
 from __future__ import annotations
 
 from chain.app.context import Context
-from chain.app.epochs import state
+from chain.app.epochs import state, unit_price
 from chain.app.errors import TxError
 from chain.app.participants.state import require_participant
-from chain.types.msgs import MsgSubmitSeed
+from chain.types.msgs import MsgSubmitSeed, MsgSubmitUnitOfComputePriceProposal
 
 
 class EpochError(TxError):
@@ -50,4 +55,16 @@ def handle_submit_seed(ctx: Context, msg: MsgSubmitSeed) -> None:
     ctx.emit("seed_committed", participant=msg.participant, epoch=msg.epoch)
 
 
-HANDLERS = {MsgSubmitSeed: handle_submit_seed}
+def handle_price_proposal(ctx: Context, msg: MsgSubmitUnitOfComputePriceProposal) -> None:
+    # Only participants: a group's members are participants, so no one else's proposal could
+    # ever count, and the store holds one record per participant at most.
+    require_participant(ctx.store, msg.participant)
+    epoch = state.effective_epoch(ctx.store)
+    unit_price.put_proposal(ctx.store, unit_price.UnitOfComputePriceProposal(
+        participant=msg.participant, price=msg.price, height=ctx.height, epoch=epoch))
+    ctx.emit("unit_of_compute_price_proposal", participant=msg.participant, price=msg.price,
+             epoch=epoch)
+
+
+HANDLERS = {MsgSubmitSeed: handle_submit_seed,
+            MsgSubmitUnitOfComputePriceProposal: handle_price_proposal}

@@ -1,11 +1,15 @@
-"""The epochs module as the app sees it: genesis epoch 0, seed commitments, the epoch clock.
+"""The epochs module as the app sees it: genesis epoch 0, seed commitments, unit-of-compute
+price proposals, the epoch clock.
 
 Queries:
     epochs/current [at_height] -> EpochInfo: effective and upcoming epoch, the stage heights of the
                                 running (or next) PoC, and the stage of `at_height` when given
                                 (`height` is the RPC's own parameter: which state to read)
-    epochs/group {epoch}     -> GroupView: the group (weights, per-model weights, snapshot) and
-                                its members
+    epochs/group {epoch}     -> GroupView: the group (weights, per-model weights, snapshot,
+                                unit-of-compute price) and its members
+    epochs/unit_of_compute_price_proposal {participant}
+                             -> UnitOfComputePriceProposal: its latest proposal (not found if
+                                it never proposed)
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from typing import Any
 import msgspec
 
 from chain.app.context import Context, Module
-from chain.app.epochs import state
+from chain.app.epochs import state, unit_price
 from chain.app.epochs.handlers import HANDLERS
 from chain.app.epochs.transitions import end_block
 from chain.app.errors import NotFound
-from chain.app.queryparams import int_param
+from chain.app.queryparams import address_param, int_param
 from chain.store.kv import KVReader
 
 
@@ -40,8 +44,10 @@ def init_genesis(ctx: Context, genesis: Any) -> None:
     for member in by_operator.values():
         state.put_member(ctx.store, 0, member)
     total, per_model = state.totals(by_operator.values())
+    price = state.epoch_params(ctx.store).default_unit_of_compute_price
     state.put_group(ctx.store, state.EpochGroup(epoch=0, poc_start=0, formed_height=0,
-                                                total_weight=total, model_weights=per_model))
+                                                total_weight=total, model_weights=per_model,
+                                                unit_of_compute_price=price))
 
 
 class EpochInfo(msgspec.Struct, frozen=True):
@@ -80,5 +86,15 @@ def query_group(store: KVReader, params: Mapping[str, str]) -> GroupView:
     return GroupView(group=group, members=state.members(store, index))
 
 
+def query_price_proposal(store: KVReader, params: Mapping[str, str]
+                         ) -> unit_price.UnitOfComputePriceProposal:
+    address = address_param(params, "participant")
+    proposal = unit_price.get_proposal(store, address)
+    if proposal is None:
+        raise NotFound(f"{address} has proposed no unit-of-compute price")
+    return proposal
+
+
 MODULE = Module(name="epochs", handlers=HANDLERS, end_block=end_block, init_genesis=init_genesis,
-                queries={"current": query_current, "group": query_group})
+                queries={"current": query_current, "group": query_group,
+                         "unit_of_compute_price_proposal": query_price_proposal})

@@ -4,6 +4,7 @@ Stages of an epoch whose PoC starts at height P (chain/app/PROTOCOL.md section "
 Sprint [P, P+sprint), commits accepted in [P+1, P+sprint+exchange], validations in the next
 `validation_blocks` blocks, the new group formed at the end of the last of them, the new validator
 set and settlement `set_new_validators_delay` blocks later, claims from the block after that.
+Also the unit-of-compute price counted for members without a proposal.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+
+from chain.types.common import MAX_AMOUNT
 
 Blocks = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 
@@ -26,6 +29,9 @@ class EpochParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Inferences finished in the last this-many blocks of an epoch are not required of validators
     # when they claim: there may be no time left to validate them.
     inference_validation_cutoff: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 80
+    # ngonka per unit of compute, counted for a group member that never proposed a price when
+    # the group's weighted median price is fixed (the reference's 100).
+    default_unit_of_compute_price: Annotated[int, msgspec.Meta(ge=1, le=MAX_AMOUNT)] = 100
 
     @property
     def stages_length(self) -> int:

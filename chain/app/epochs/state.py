@@ -6,6 +6,7 @@ Keys:
     epochs/group/<u64 index>                 -> EpochGroup (created when the group forms)
     epochs/member/<u64 index>/<address>      -> GroupMember
     epochs/seed/<u64 index>/<address>        -> 32-byte seed commitment
+    epochs/uoc_proposal/<address>            -> unit-of-compute price proposal (unit_price.py)
 
 Epoch 0 is genesis: its group is the genesis validators, it has no PoC and no models. Epoch E+1
 is created at its PoC start, its group forms at the end of its PoC validation, and it becomes the
@@ -116,6 +117,9 @@ class EpochGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     models: tuple[ModelSpec, ...] = ()  # registry snapshot at formation (sub-groups' models)
     number_of_requests: int = 0     # inferences completed while this epoch was effective
     previous_epoch_requests: int = 0
+    # ngonka per unit of compute: the members' weighted median proposal, fixed at formation
+    # (epochs.unit_price; informational, no cost uses it yet)
+    unit_of_compute_price: int = 0
 
 
 # -- epochs ----------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ serving inference through the next PoC.
 
 If no host ends with weight, the group of E carries over unchanged (same members and weights):
 consensus must never be handed an empty validator set.
+
+The group also fixes its unit-of-compute price: the weighted median of its members' proposals
+(epochs.unit_price).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import msgspec
 from chain.app.collateral.state import adjust_weight
 from chain.app.context import Context, u64
 from chain.app.epochs import state as epochs
+from chain.app.epochs.unit_price import group_price
 from chain.app.models.params import ModelSpec
 from chain.app.models.state import registry
 from chain.app.params.state import get_params
@@ -143,8 +147,11 @@ def form_group(ctx: Context, new: int) -> None:
         epochs.put_member(store, new, member)
     total, per_model = epochs.totals(new_members)
     served_ids = {w.model for w in per_model}
+    price = group_price(store, ((m.address, m.weight) for m in new_members),
+                        epochs.epoch_params(store).default_unit_of_compute_price)
     epochs.put_group(store, epochs.EpochGroup(
         epoch=new, poc_start=epoch.poc_start, formed_height=ctx.height, total_weight=total,
-        model_weights=per_model, models=tuple(m for m in models if m.id in served_ids)))
+        model_weights=per_model, models=tuple(m for m in models if m.id in served_ids),
+        unit_of_compute_price=price))
     state.prune_before(store, previous)
     ctx.emit("epoch_group_formed", epoch=new, members=len(new_members), total_weight=total)

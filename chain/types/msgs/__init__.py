@@ -16,7 +16,7 @@ from typing import Union
 from chain.types.msgs.authz import MsgExec, MsgGrant, MsgRevoke
 from chain.types.msgs.bank import MsgSend
 from chain.types.msgs.base import BaseMsg, msg_tag
-from chain.types.msgs.epochs import MsgSubmitSeed
+from chain.types.msgs.epochs import MsgSubmitSeed, MsgSubmitUnitOfComputePriceProposal
 from chain.types.msgs.gov import MsgDeposit, MsgSubmitProposal, MsgVote
 from chain.types.msgs.inference import MsgFinishInference, MsgStartInference
 from chain.types.msgs.participants import MlNodeSpec, MsgRegisterParticipant
@@ -34,6 +34,7 @@ MESSAGE_TYPES: tuple[type[BaseMsg], ...] = (
     MsgVote,
     MsgRegisterParticipant,
     MsgSubmitSeed,
+    MsgSubmitUnitOfComputePriceProposal,
     MsgPocCommit,
     MsgPocValidation,
     MsgStartInference,
@@ -62,6 +63,7 @@ __all__ = [
     "MsgRegisterParticipant",
     "MsgStartInference",
     "MsgSubmitSeed",
+    "MsgSubmitUnitOfComputePriceProposal",
     "MsgValidation",
     "MsgWithdrawCollateral",
     "MESSAGE_TYPES",
