@@ -9,6 +9,11 @@ Public routes:
   GET  /v1/models                      the effective epoch's models (OpenAI list shape)
   GET  /v1/pricing                     price per token of each model now
   GET  /v1/participants[/{address}]    participants with their URL, weight (and balance)
+  POST /v1/participants                relays a host's registration: {"tx": base64 of a tx
+                                       holding one MsgRegisterParticipant signed by the
+                                       participant} -> 200 {address, inference_url, tx_hash,
+                                       height} | 202 not included yet | 400 bad or refused
+                                       (registration.py says why a signed tx)
   GET  /v1/epochs/{n|latest}           an epoch's group and stage heights, and the current stage
   GET  /v1/inference/{id}/payload      for the inference's validators: the request and response
                                        this node served as its executor (`PayloadView`); signed
@@ -52,6 +57,7 @@ from api.node.errors import (
     error_body,
 )
 from api.node.executor import open_execution
+from api.node.registration import relay_registration
 from api.node.transfer import Relay, handle_transfer
 from api.signing import (
     INFERENCE_ID,
@@ -229,6 +235,11 @@ def create_public_app(node: ApiNode, blueprints: Iterable[Blueprint] = ()) -> Qu
                            "status": p.status, "weight": w.get(p.address, 0)}
                           for p in sorted(snapshot.participants.values(),
                                           key=lambda p: p.address)]})
+
+    @app.post("/v1/participants")
+    async def register_participant() -> Response:
+        registered = await relay_registration(node, await read_body())
+        return _json(registered, 200 if registered.height is not None else 202)
 
     @app.get("/v1/participants/<address>")
     async def participant(address: str) -> Response:

@@ -10,7 +10,9 @@ cancelling the nursery stops everything (servers, sender, follower) and closes t
 By default the node is a host's: the configured ML nodes become the broker (the pool the request
 paths lease from, its admin routes on the admin server), the PoC orchestrator follows the chain
 (its callbacks on the callbacks server, its proofs on the public one), and the account registers
-as a participant at start when the config names its consensus key (api/node/host.py).
+as a participant at start when the config names its consensus key (api/node/host.py). Every node
+serves the admin routes that speak for its account on chain (unit-of-compute price and model
+proposals, api/node/admin.py).
 
 Other components plug in without this module knowing them:
   * `pool`: an ML-node pool to use instead (a StaticPool in tests), or a function of the
@@ -39,6 +41,7 @@ from api.chain.events import EventFollower
 from api.chain.outbox import Outbox
 from api.chain.sender import TxSender
 from api.mlnodes import MlNodePool, StaticPool
+from api.node.admin import node_admin_blueprint
 from api.node.app import create_private_app, create_public_app
 from api.node.chain_state import (
     ChainSnapshot,
@@ -167,7 +170,8 @@ async def serve_api(
                     "callbacks": (config.callbacks, create_private_app(
                         "callbacks", resolved.callback_token, extra.callbacks, node)),
                     "admin": (config.admin, create_private_app(
-                        "admin", resolved.admin_token, extra.admin, node)),
+                        "admin", resolved.admin_token,
+                        [*extra.admin, node_admin_blueprint(node)], node)),
                 }
                 urls: dict[str, str] = {}
                 for name, (server, app) in apps.items():
