@@ -21,6 +21,7 @@ import msgspec
 import trio
 
 from api.mlnodes import StaticPool
+from api.node.admin import proposal_id_in
 from api.node.config import config_from, resolve
 from api.node.server import ApiServer, serve_api
 from chain.crypto import ed25519
@@ -29,8 +30,16 @@ from chain.node.config import NodeConfig, P2PConfig, RpcConfig
 from chain.node.node import ChainNode
 from chain.node.setup import add_account, add_validator, init_home, validator_key
 from chain.rpc.client import RpcClient, RpcError
+from chain.rpc.schema import AttributeView, EventView, TxResultView, TxView
 from chain.types.codec import encode
-from chain.types.msgs import MlNodeSpec, MsgRegisterParticipant, MsgSend
+from chain.types.msgs import (
+    MlNodeSpec,
+    MsgExec,
+    MsgRegisterParticipant,
+    MsgSend,
+    MsgSubmitProposal,
+)
+from chain.types.msgs.params import ParamChange
 from chain.types.tx import Tx, TxBody, sign_bytes, sign_tx
 from testermint_py.api_network import (
     CHAIN_ID,
@@ -257,6 +266,27 @@ async def test_a_proposal_the_chain_refuses_is_answered_with_its_reason(tmp_path
         assert await chain_lacks(rpc_url, "epochs/unit_of_compute_price_proposal",
                                  participant=HOSTS[0].address)
         nursery.cancel_scope.cancel()
+
+
+def test_the_proposal_id_is_found_by_message_order_also_inside_msgexec():
+    # Given a warm key's tx carrying two proposals, each wrapped in MsgExec as the sender does,
+    # and the chain's result with one submit_proposal event per proposal, in order
+    warm = PrivateKey(bytes([96]) * 32)
+    proposals = [MsgSubmitProposal(
+        proposer=HOSTS[0].address, title=f"{name} model proposal", initial_deposit=1,
+        changes=(ParamChange(module="models", key="models", value="[]"),))
+        for name in ("a", "b")]
+    tx = sign_tx(TxBody(chain_id=CHAIN_ID, memo="", timeout_height=10, messages=tuple(
+        MsgExec(grantee=warm.address, msgs=(p,)) for p in proposals)), warm)
+    events = tuple(EventView(type=t, attributes=(AttributeView("proposal_id", str(i)),))
+                   for t, i in (("message", 0), ("submit_proposal", 7), ("message", 0),
+                                ("submit_proposal", 8)))
+    view = TxView(hash="00", height=3, index=0, tx=encode(tx),
+                  result=TxResultView(code=0, log="", codespace="", events=events))
+    # Then each proposal gets its own id, and a message not in the tx none
+    assert [proposal_id_in(view, p) for p in proposals] == [7, 8]
+    other = msgspec.structs.replace(proposals[0], title="c model proposal")
+    assert proposal_id_in(view, other) is None
 
 
 NEWCOMER = PrivateKey(bytes([97]) * 32)
