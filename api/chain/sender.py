@@ -1,10 +1,15 @@
 """`TxSender`: takes messages from the `Outbox` to the chain, until each is included or
 definitely rejected (DESIGN.md section 6).
 
-One loop, woken by new blocks (the RPC event stream, used as a clock), by `submit`, or by its
-own backoff timer. Each round reads the chain height (`status`), then:
+One loop, woken by new blocks (the RPC event stream, used as a clock, which also gives the
+height), by `submit` (after `batch_window_s`, so that messages submitted together share a tx),
+or by its own backoff timer. Each round takes the chain height from the block stream (or from
+`status` when the stream is down, and always in the first round, which also checks the chain
+id), then:
 
-1. observes every tx in flight: found in a block -> its messages settle (included; or, when it
+1. observes every tx in flight that a block may have included since it was last looked at (a
+   tx answered at height h cannot be found before h + 1, so rounds between blocks skip it):
+   found in a block -> its messages settle (included; or, when it
    failed, rejected if it held one message, and queued again one per tx if it held several,
    since a failed tx has no effect); not found and the chain is past its timeout height -> the
    chain can never include it, its messages are queued for a fresh tx; otherwise, if the node
@@ -127,7 +132,7 @@ class TxSender:
                  account: str, *, chain_id: str, max_msgs_per_tx: int = 16,
                  timeout_blocks: int = 30, max_txs_in_flight: int = 16,
                  retry_delay: float = 0.05, max_retry_delay: float = 5.0,
-                 idle_poll_s: float = 5.0,
+                 idle_poll_s: float = 5.0, batch_window_s: float = 0.05,
                  results: trio.MemorySendChannel[Settlement] | None = None) -> None:
         if not 1 <= max_msgs_per_tx <= MAX_TX_MSGS:
             raise ValueError(f"max_msgs_per_tx must be in [1, {MAX_TX_MSGS}]")
@@ -150,6 +155,14 @@ class TxSender:
         # duplicate, or a refusal of a tx some node may hold already); any other pending tx is
         # offered again, byte for byte, in the next round.
         self._answered: set[bytes] = set()
+        # The height each answered tx was last looked up at (or offered at): not looked up
+        # again before a later block.
+        self._looked_at: dict[bytes, int] = {}
+        # The latest height the block stream announced; None while it is down.
+        self._stream_height: int | None = None
+        self._chain_checked = False
+        self._batch_window_s = batch_window_s
+        self._submitted = trio.Event()
         self._wakeup = trio.Event()
         self._settled = trio.Event()
         self._health_changed = trio.Event()
@@ -164,12 +177,12 @@ class TxSender:
     def submit(self, msg: BaseMsg) -> int:
         """Put `msg` in the outbox (durably) and wake the loop; the message's id."""
         message_id = self.outbox.put(msg)
-        self._wake()
+        self._wake_for_submit()
         return message_id
 
     def submit_many(self, msgs: Sequence[BaseMsg]) -> list[int]:
         ids = self.outbox.put_many(msgs)
-        self._wake()
+        self._wake_for_submit()
         return ids
 
     async def wait_settled(self, message_id: int) -> Settlement:
@@ -197,6 +210,7 @@ class TxSender:
         WrongChain if the node is on another chain."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._follow_heights)
+            nursery.start_soon(self._coalesce_submits)
             task_status.started(self)
             await self._loop()
 
@@ -219,11 +233,16 @@ class TxSender:
                 await wakeup.wait()
 
     async def _round(self) -> None:
-        status = await self._call(self.rpc.status())
-        if status.chain_id != self.chain_id:
-            raise WrongChain(self.chain_id, status.chain_id)
-        height = status.latest_height
+        height = self._stream_height
+        if height is None or not self._chain_checked:
+            status = await self._call(self.rpc.status())
+            if status.chain_id != self.chain_id:
+                raise WrongChain(self.chain_id, status.chain_id)
+            self._chain_checked = True
+            height = status.latest_height
         for tx in self.outbox.pending_txs():
+            if tx.hash in self._answered and self._looked_at.get(tx.hash, -1) >= height:
+                continue  # answered, and no block since it was last looked at
             await self._observe(tx, height)
         in_flight = len(self.outbox.pending_txs())
         while in_flight < self.max_txs_in_flight:
@@ -240,11 +259,13 @@ class TxSender:
             try:
                 async with self.rpc.events(types=HEIGHTS_ONLY, retry_delay=self._retry_delay,
                                            max_retry_delay=self._max_retry_delay) as frames:
-                    async for _frame in frames:
+                    async for frame in frames:
                         delay = self._retry_delay
+                        self._stream_height = max(frame.height, self._stream_height or 0)
                         self._wake()
             except (RpcError, httpx.HTTPError, OSError, msgspec.DecodeError) as e:
                 log.debug("chain client: block stream ended (%s)", e)
+            self._stream_height = None  # the height comes from `status` until it is back
             await trio.sleep(delay)
             delay = min(delay * 2, self._max_retry_delay)
 
@@ -269,15 +290,17 @@ class TxSender:
             else:
                 ids = self.outbox.settle_tx(tx.hash, "rejected", code=result.code,
                                             log=result.log, height=view.height)
-            self._answered.discard(tx.hash)
+            self._forget(tx.hash)
             await self._announce(ids)
         elif height > tx.timeout_height:
             log.info("tx %s not included by its timeout height %d; sending its messages again",
                      tx.hash.hex(), tx.timeout_height)
             self.outbox.requeue_tx(tx.hash, f"not included by timeout height {tx.timeout_height}")
-            self._answered.discard(tx.hash)
-        elif tx.hash not in self._answered:
-            await self._broadcast(tx, fresh=False)
+            self._forget(tx.hash)
+        else:
+            self._looked_at[tx.hash] = height
+            if tx.hash not in self._answered:
+                await self._broadcast(tx, fresh=False)
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -298,6 +321,8 @@ class TxSender:
             await self._refuse(ids, None, ERR_DECODE, f"cannot make a valid tx: {e}")
             return False
         self.outbox.assign(ids, tx_hash, raw, height + self.timeout_blocks)
+        # Signed at `height`: no block up to `height` can hold it.
+        self._looked_at[tx_hash] = height
         await self._broadcast(PendingTx(tx_hash, raw, height + self.timeout_blocks, tuple(ids)),
                               fresh=True)
         return True
@@ -407,6 +432,28 @@ class TxSender:
 
     def _wake(self) -> None:
         self._wakeup.set()
+
+    def _wake_for_submit(self) -> None:
+        if self._batch_window_s > 0:
+            self._submitted.set()
+        else:
+            self._wake()
+
+    async def _coalesce_submits(self) -> None:
+        """Wake the loop `batch_window_s` after a submit, so that the messages submitted
+        meanwhile go out in one tx: fewer txs for the chain to check, gossip and execute.
+        (A tx sent any time before the next proposal makes the same block.)"""
+        while True:
+            await self._submitted.wait()
+            await trio.sleep(self._batch_window_s)  # gathering a batch, not waiting for a state
+            # No await from here to the round: a submit after this reset sets the event anew,
+            # one before it is in the outbox the round reads.
+            self._submitted = trio.Event()
+            self._wake()
+
+    def _forget(self, tx_hash: bytes) -> None:
+        self._answered.discard(tx_hash)
+        self._looked_at.pop(tx_hash, None)
 
     def _set_health(self, ok: bool, error: str) -> None:
         failures = 0 if ok else self.health.consecutive_failures + 1

@@ -62,6 +62,9 @@ class ApiNode:
     # Escrow of requests this node is handling now, per developer: the chain's balance does
     # not show them until their MsgStartInference is in a block.
     reserved: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Balances read while the chain state was at `_balances_height` (one block's worth).
+    _balances: dict[str, int] = field(default_factory=dict)
+    _balances_height: int = -1
 
     @property
     def account(self) -> str:
@@ -97,15 +100,31 @@ class ApiNode:
             lifespan_blocks=p.expiration_blocks, hosts=max(1, snapshot.hosts_with_weight())))
 
     async def balance(self, address: str) -> int:
+        """`address`'s balance, read from the chain once per block: within a block it cannot
+        change (requests this node handles meanwhile are in `reserved`)."""
+        height = self.cache.snapshot.height if self.cache.snapshot is not None else None
+        if height != self._balances_height:
+            self._balances.clear()
+            self._balances_height = -1 if height is None else height
+        elif address in self._balances:
+            return self._balances[address]
         try:
             answer = await self.rpc.query("bank/balance", address=address)
         except (RpcError, httpx.HTTPError, OSError, msgspec.DecodeError) as e:
             raise ChainUnavailable(f"balance of {address}: {e}") from None
-        return int(answer["amount"])
+        amount = int(answer["amount"])
+        if height is not None and self._balances_height == height:
+            self._balances[address] = amount
+        return amount
 
     async def member_weight(self, epoch: int, address: str) -> int | None:
         """`address`'s weight in the group of `epoch`; None if it is not a member (or the
-        epoch has no group)."""
+        epoch has no group). The effective epoch's group comes from the chain-state snapshot
+        (read every block), any other from the chain."""
+        snapshot = self.cache.snapshot
+        if snapshot is not None and snapshot.epoch.effective_epoch == epoch:
+            return next((int(m.get("weight", 0)) for m in snapshot.members
+                         if m.get("address") == address), None)
         try:
             group = await self.rpc.query("epochs/group", epoch=str(epoch))
         except RpcError as e:

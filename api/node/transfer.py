@@ -9,13 +9,14 @@ Checks, in order, each a refusal that changes nothing on chain:
   escrow = (prompt tokens + max_tokens) x price (402) -> bandwidth (429, Retry-After) -> an
   executor (503).
 
-Prompt tokens for the escrow and the bandwidth estimate are counted by one of this host's ML
-nodes serving the model (/tokenize, with the chat template) when one answers within
-`tokenize_timeout_s`; otherwise the body's length in bytes stands in: a byte-level tokenizer
-gives at most one token per byte of text and the JSON around the messages outweighs a chat
-template, so it is an over-estimate and the executor's real count (which replaces it on chain)
-only refunds. The completion limit is max_completion_tokens, else max_tokens, else
-`default_max_tokens`.
+Prompt tokens for the escrow and the bandwidth estimate: the body's length in bytes, an
+over-estimate (a byte-level tokenizer gives at most one token per byte of text and the JSON
+around the messages outweighs a chat template), so the escrow is never short and the
+executor's real count, which replaces it on chain, only refunds. Only when the developer's
+balance does not cover the over-estimated escrow is the prompt counted for real, by one of this
+host's ML nodes serving the model (/tokenize, with the chat template, within
+`tokenize_timeout_s`): a round trip the common case does not pay for. The completion limit is
+max_completion_tokens, else max_tokens, else `default_max_tokens`.
 
 MsgStartInference is queued once the executor has accepted the request (its answer's headers
 are a 200): an executor that refuses (no ML node, 503) or fails (502) costs the developer
@@ -89,15 +90,19 @@ async def handle_transfer(node: ApiNode, headers: Mapping[str, str], body: bytes
     if not node.replay.add(verified.inference_id, "transfer_agent", verified.timestamp_ns):
         raise Replay(verified.inference_id, "transfer agent")
 
-    messages = msgspec.json.decode(body).get("messages", [])
-    counted = await node.count_prompt_tokens(chat.model, messages)
-    prompt_tokens = counted if counted is not None else len(body)
+    prompt_tokens = len(body)
     price = snapshot.prices.get(chat.model, 0)
     escrow = (prompt_tokens + max_tokens) * price
     developer = verified.requester
-    balance = await node.balance(developer)
-    if balance - node.reserved[developer] < escrow:
-        raise InsufficientBalance(developer, balance - node.reserved[developer], escrow)
+    available = await node.balance(developer) - node.reserved[developer]
+    if available < escrow:
+        messages = msgspec.json.decode(body).get("messages", [])
+        counted = await node.count_prompt_tokens(chat.model, messages)
+        if counted is not None:
+            prompt_tokens = counted
+            escrow = (prompt_tokens + max_tokens) * price
+        if available < escrow:
+            raise InsufficientBalance(developer, available, escrow)
 
     node.update_limiter(snapshot)
     node.limiter.prune(snapshot.height)

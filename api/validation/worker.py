@@ -156,6 +156,12 @@ class ValidationWorker:
         self._changed = trio.Event()
         self._cancel = trio.CancelScope()
         self._groups: dict[int, dict[str, Member]] = {}
+        # Records read while learning duties, by inference id, with the block they were read
+        # in: a duty carried out in that same block need not read its record again.
+        self._learned: dict[bytes, tuple[int, InferenceRecord]] = {}
+        # The validation params, read once per block: (the block's height, the params).
+        self._params: tuple[int, ValidationParams] | None = None
+        self._block_height = 0
         self._urls: dict[str, str] = {}
 
     # -- the service --------------------------------------------------------------------------
@@ -210,6 +216,7 @@ class ValidationWorker:
     # -- learning duties from blocks ----------------------------------------------------------
 
     async def _on_block(self, frame: EventFrame) -> None:
+        self._block_height = frame.height
         for event in frame.events:
             attrs = {a.key: a.value for a in event.attributes}
             if event.type == "inference_finished":
@@ -235,9 +242,10 @@ class ValidationWorker:
         if record is None or record.status not in COMPLETED_STATUSES:
             return
         members = await self._members(epoch)
-        params = await self.rpc.query("params/validation", as_type=ValidationParams)
+        params = await self._validation_params()
         if must_validate(self.account, seed.seed, details(record), members.get, params):
             if self.duties.add(inference_id, False, epoch, record.executor):
+                self._learned[inference_id] = (self._block_height, record)
                 log.info("validation: selected inference %s of %s (epoch %d)",
                          inference_id.hex()[:16], record.executor, epoch)
                 self._notify()
@@ -313,9 +321,14 @@ class ValidationWorker:
     async def _evaluate(self, duty: Duty) -> tuple[int, str]:
         """(similarity_ppm, why it failed or ""), retrying what is this host's problem."""
         delay = self.retry_delay
+        learned = self._learned.pop(duty.inference_id, None)
         while True:
             try:
-                record = await self._record(duty.inference_id)
+                if learned is not None and learned[0] == self._block_height:
+                    record = learned[1]  # read in this block already: nothing can have changed
+                else:
+                    record = await self._record(duty.inference_id)
+                learned = None
                 if record is None:
                     raise _Skip("the record is gone (pruned)")
                 if duty.revalidation and record.status != "voting":
@@ -481,6 +494,12 @@ class ValidationWorker:
             if e.app_code == NOT_FOUND:
                 return None
             raise
+
+    async def _validation_params(self) -> ValidationParams:
+        if self._params is None or self._params[0] != self._block_height:
+            params = await self.rpc.query("params/validation", as_type=ValidationParams)
+            self._params = (self._block_height, params)
+        return self._params[1]
 
     async def _members(self, epoch: int, *, fresh: bool = False) -> dict[str, Member]:
         if fresh or epoch not in self._groups:

@@ -432,10 +432,11 @@ async def test_a_completion_is_served_recorded_on_chain_and_paid(network, ta, ch
     assert record["prompt_tokens"] == reply.usage.prompt_tokens
     assert record["completion_tokens"] == reply.usage.completion_tokens
     assert record["max_tokens"] == 20
-    # the TA escrowed (prompt tokens + max_tokens) x price, and the developer paid the cost.
+    # the TA escrowed (the body's length, an over-estimate of the prompt's tokens, + max_tokens)
+    # x price without asking an ML node to count, and the developer paid the real cost.
     prompt_tokens = await tokenize_count(network, MESSAGES)
-    assert prompt_tokens == reply.usage.prompt_tokens
-    assert record["escrow"] == (prompt_tokens + 20) * PRICE
+    assert prompt_tokens == reply.usage.prompt_tokens < len(request.content)
+    assert record["escrow"] == (len(request.content) + 20) * PRICE
     cost = (reply.usage.prompt_tokens + reply.usage.completion_tokens) * PRICE
     assert record["actual_cost"] == cost
     assert await balance(network, DEV) == before - cost
@@ -445,6 +446,21 @@ async def test_a_completion_is_served_recorded_on_chain_and_paid(network, ta, ch
     assert payload.request == request.content
     assert record["response_hash"] == b64(blake3_256(payload.response))
     assert msgspec.json.decode(payload.response)["choices"][0]["logprobs"]["content"]
+
+
+async def test_a_developer_the_estimate_is_too_much_for_is_served_on_the_real_count(network):
+    # Given a developer whose balance covers the real escrow but not the body-length estimate,
+    body = chat_body(max_tokens=50)
+    prompt_tokens = await tokenize_count(network, MESSAGES)
+    assert (prompt_tokens + 50) * PRICE <= POOR_FUNDS < (len(body) + 50) * PRICE
+    before = await balance(network, DEV_POOR)
+    # when it asks for a completion,
+    r = await post_signed(network, 0, body, key=DEV_POOR)
+    # then the TA counted the prompt on its ML node, escrowed that, and served it.
+    assert r.status_code == 200, r.text
+    record = await finished_record(network, r.json()["id"])
+    assert record["escrow"] == (prompt_tokens + 50) * PRICE
+    assert await balance(network, DEV_POOR) == before - record["actual_cost"]
 
 
 async def test_a_stream_is_relayed_and_the_escrow_then_the_refund_move(network):

@@ -14,6 +14,8 @@ records: handlers combine these answers.
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 
 from chain.app.context import Context, get_value, put_value, u64
@@ -51,8 +53,10 @@ class GrantRecord(msgspec.Struct, frozen=True):
     expiration_height: int | None
 
 
+@functools.cache
 def module_address(name: str) -> str:
-    """The address of module `name`'s account: bech32 of SHA-256(name)[:20] (Cosmos's rule)."""
+    """The address of module `name`'s account: bech32 of SHA-256(name)[:20] (Cosmos's rule).
+    A pure function of a handful of names, remembered: block execution asks for it per message."""
     return address_from_bytes(sha256(name.encode())[:20])
 
 
