@@ -1,8 +1,10 @@
 """`gonka bench api`: the API node's inference path on this machine, against its ML node alone.
 
-A two-host network from genesis (`testermint_py.api_network`: two chain validators in-process,
-each host's `serve_api` node with its own mock ML node, which answers without delay), taken to
-epoch 1. Then, in the same process:
+A two-host network from genesis (`testermint_py.api_network`: two chain validators, each host's
+API node with its own mock ML node, which answers without delay), taken to epoch 1. Each node
+is its own process, as hosts run them, so that the nodes share the machine's cores; with
+`--in-process` they all run in the benchmark's one event loop instead (one core for all,
+and a chain block's execution stalls every request meanwhile). Then, from this process:
 
 1. Low load: N sequential non-streaming chat completions sent straight to host A's mock ML node
    (the baseline), then N through host A's public API, signed by a developer with
@@ -145,17 +147,19 @@ async def _throughput(net: ApiNetwork, concurrency: int, seconds: float) -> None
           f"100/s goal")
 
 
-async def _main(root: Path, requests: int, concurrency: int, seconds: float, price: int
-                ) -> None:
+async def _main(root: Path, requests: int, concurrency: int, seconds: float, price: int,
+                processes: bool) -> None:
     t = time.perf_counter()
-    async with api_network(root, price=price) as net:
+    async with api_network(root, price=price, processes=processes) as net:
         print(f"network in epoch 1 with both ML nodes serving after "
-              f"{time.perf_counter() - t:.1f} s ({'priced' if price else 'free'} inference)")
+              f"{time.perf_counter() - t:.1f} s ({'priced' if price else 'free'} inference, "
+              f"{'one process per node' if processes else 'every node in this process'})")
         await _low_load(net, requests)
         await _throughput(net, concurrency, seconds)
 
 
 def run(*, requests: int = 200, concurrency: int = 8, seconds: float = 10.0,
-        free: bool = False) -> None:
+        free: bool = False, processes: bool = True) -> None:
     with tempfile.TemporaryDirectory(prefix="gonka-bench-api-") as tmp:
-        trio.run(_main, Path(tmp), requests, concurrency, seconds, 0 if free else 10)
+        trio.run(_main, Path(tmp), requests, concurrency, seconds, 0 if free else 10,
+                 processes)

@@ -4,7 +4,7 @@ the same process. They are measurements, not tests: they print and never fail on
     gonka bench native [--signatures N] [--leaves N] [--repeat N]
     gonka bench chain [--txs N] [--accounts N] [--clients N]
     gonka bench poc [--params small] [--nonces N] [--batch N] [--mismatch-nonces N]
-    gonka bench api [--requests N] [--concurrency N] [--seconds S] [--free]
+    gonka bench api [--requests N] [--concurrency N] [--seconds S] [--free] [--in-process]
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     api = sub.add_parser(
         "api",
         help="API node requests/s and the latency its two hops add over the ML node alone",
-        description="A two-host network (in-process chain validators, API nodes, mock ML nodes "
-        "that answer instantly) taken to epoch 1: the latency of sequential requests straight "
+        description="A two-host network (chain validators, API nodes, mock ML nodes that "
+        "answer instantly, each its own process unless --in-process) taken to epoch 1: the "
+        "latency of sequential requests straight "
         "to the ML node against through host A's API, then the completed requests per second "
         "of concurrent clients through hosts A and B, with every inference recorded on chain.")
     api.add_argument("--requests", type=positive_int, default=100, metavar="N",
@@ -88,6 +89,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="how long the concurrent clients send")
     api.add_argument("--free", action="store_true",
                      help="free inference (price 0) instead of the priced grace period")
+    api.add_argument("--in-process", action="store_true",
+                     help="run every node in the benchmark's own process (one core, one "
+                     "event loop) instead of one process per node as hosts run them")
     api.set_defaults(run=_api)
 
 
@@ -121,5 +125,5 @@ def _api(args: argparse.Namespace) -> int:
     from tools.bench import api
 
     api.run(requests=args.requests, concurrency=args.concurrency, seconds=args.seconds,
-            free=args.free)
+            free=args.free, processes=not args.in_process)
     return 0
