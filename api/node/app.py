@@ -216,9 +216,14 @@ def create_public_app(node: ApiNode, blueprints: Iterable[Blueprint] = ()) -> Qu
     @app.get("/v1/pricing")
     async def pricing() -> Response:
         snapshot = await node.cache.current()
+        # The dynamic per-token price is what inference costs; the unit-of-compute price is the
+        # group's weighted median of its members' proposals, informational (PROTOCOL.md).
         return _json({"height": snapshot.height, "epoch": snapshot.epoch.effective_epoch,
                       "unit": "ngonka per token",
-                      "models": [{"id": m.id, "price_per_token": snapshot.prices.get(m.id, 0)}
+                      "unit_of_compute_price": snapshot.group.get("group", {}).get(
+                          "unit_of_compute_price"),
+                      "models": [{"id": m.id, "price_per_token": snapshot.prices.get(m.id, 0),
+                                  "units_of_compute_per_token": m.units_of_compute_per_token}
                                  for m in snapshot.models]})
 
     def weights() -> dict[str, int]:

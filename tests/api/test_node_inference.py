@@ -620,7 +620,10 @@ async def test_status_models_pricing_participants_and_epochs(network):
         models = (await http.get(f"{url}/v1/models")).json()
         assert [m["id"] for m in models["data"]] == [MODEL]
         pricing = (await http.get(f"{url}/v1/pricing")).json()
-        assert pricing["models"] == [{"id": MODEL, "price_per_token": PRICE}]
+        assert [(m["id"], m["price_per_token"]) for m in pricing["models"]] == [(MODEL, PRICE)]
+        assert pricing["models"][0]["units_of_compute_per_token"] >= 1
+        epoch_group = (await http.get(f"{url}/v1/epochs/1")).json()["group"]
+        assert pricing["unit_of_compute_price"] == epoch_group["unit_of_compute_price"] > 0
         listing = (await http.get(f"{url}/v1/participants")).json()["participants"]
         assert {(p["address"], p["inference_url"], p["weight"]) for p in listing} == \
             {(h.address, h.public_url, 100) for h in network.hosts}
