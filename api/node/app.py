@@ -150,8 +150,9 @@ def _relay_response(relay: Relay) -> Response:
         response.headers[k] = v
     if relay.content_type.startswith("text/event-stream"):
         response.headers["Cache-Control"] = "no-cache"
-    # A generation may stream for minutes; the read timeouts upstream bound silence instead.
-    response.timeout = None
+    if not isinstance(relay.chunks, bytes):
+        # A generation may stream for minutes; the read timeouts upstream bound silence instead.
+        response.timeout = None
     return response
 
 
@@ -379,4 +380,6 @@ async def _execute(node: ApiNode, headers: dict[str, str], body: bytes) -> Respo
     if not node.replay.add(transfer.inference_id, "executor", transfer.request.timestamp_ns):
         raise Replay(transfer.inference_id, "executor")
     execution = await open_execution(node, transfer, body)
-    return _relay_response(Relay(200, execution.content_type, execution.chunks(), {}))
+    return _relay_response(Relay(
+        200, execution.content_type,
+        execution.chunks() if execution.streamed else execution.developer_body, {}))

@@ -82,6 +82,12 @@ class Execution:
         with trio.CancelScope(shield=True):
             await self.stack.aclose()
 
+    @property
+    def developer_body(self) -> bytes:
+        """A JSON answer's bytes for the developer (read, recorded and released already)."""
+        assert not self.streamed, "a stream has no whole body"
+        return self._developer
+
     async def read_whole(self) -> None:
         """A JSON answer is read, checked and recorded before anything is sent: an answer that
         is not a chat completion is then still a clean 502 (MlNodeFailed)."""

@@ -66,12 +66,13 @@ _ERROR_BODY_BYTES = 64 << 10
 
 @dataclass
 class Relay:
-    """A response on its way to the developer: status, headers and the body's chunks (which
-    release everything when they end)."""
+    """A response on its way to the developer: status, headers and the body: whole (a JSON
+    answer, sent with its length; everything is released already) or the chunks of a stream
+    (which release everything when they end)."""
 
     status: int
     content_type: str
-    chunks: AsyncIterator[bytes]
+    chunks: bytes | AsyncIterator[bytes]
     headers: dict[str, str]
 
 
@@ -130,6 +131,10 @@ async def handle_transfer(node: ApiNode, headers: Mapping[str, str], body: bytes
             execution = await open_execution(node, transfer, body)
             stack.push_async_callback(execution.aclose)
             node.sender.submit(start)
+            if not execution.streamed:
+                await _close(stack)
+                return Relay(200, execution.content_type, execution.developer_body,
+                             {"X-Executor-Address": executor})
             return Relay(200, execution.content_type, _relay(execution.chunks(), stack),
                          {"X-Executor-Address": executor})
         url = snapshot.participants[executor].inference_url.rstrip("/")
@@ -141,8 +146,18 @@ async def handle_transfer(node: ApiNode, headers: Mapping[str, str], body: bytes
             await _close(stack)
             return relay
         node.sender.submit(start)
-        return Relay(200, response.headers.get("content-type", "application/json"),
-                     _relay(response.aiter_raw(), stack), {"X-Executor-Address": executor})
+        content_type = response.headers.get("content-type", "application/json")
+        if not content_type.startswith("text/event-stream"):
+            # A JSON answer is relayed whole, with its length: cheaper for both ends than a
+            # chunked stream, and an executor that breaks off mid-body is a clean 502.
+            try:
+                whole = b"".join([chunk async for chunk in response.aiter_raw()])
+            except httpx.HTTPError as e:
+                raise ExecutorFailed(executor, f"the answer broke off: {e}") from None
+            await _close(stack)
+            return Relay(200, content_type, whole, {"X-Executor-Address": executor})
+        return Relay(200, content_type, _relay(response.aiter_raw(), stack),
+                     {"X-Executor-Address": executor})
     except BaseException:
         await _close(stack)
         raise
