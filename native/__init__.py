@@ -17,6 +17,8 @@ Merkle trees: `native/MERKLE.md`.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from collections.abc import Sequence
 from types import ModuleType
 
 from native import fallback
@@ -56,9 +58,48 @@ leaf_hash = _impl.leaf_hash
 node_hash = _impl.node_hash
 
 
+# Verdicts remembered, oldest first out: a chain node checks the same signatures when a tx
+# enters its mempool, when a proposal is built or checked, and when the block runs. A verdict is
+# a pure function of (pubkey, message, signature), so remembering one cannot change an answer.
+_VERIFIED_MAX = 1 << 16
+_verified: OrderedDict[tuple[bytes, bytes, bytes], bool] = OrderedDict()
+
+
+def verify_many_secp256k1(pubkeys: Sequence[bytes], msgs: Sequence[bytes],
+                          sigs: Sequence[bytes]) -> list[bool]:
+    """`verify_batch_secp256k1`, with the verdicts of the last 65,536 distinct checks
+    remembered: only checks not seen lately go to the native batch."""
+    keys = [(bytes(p), bytes(m), bytes(s)) for p, m, s in zip(pubkeys, msgs, sigs, strict=True)]
+    out: list[bool] = [False] * len(keys)
+    unseen: list[int] = []
+    for i, key in enumerate(keys):
+        verdict = _verified.get(key)
+        if verdict is None:
+            unseen.append(i)
+            continue
+        out[i] = verdict
+        try:
+            _verified.move_to_end(key)
+        except KeyError:  # pushed out meanwhile by another thread: nothing to refresh
+            pass
+    if unseen:
+        verdicts = _impl.verify_batch_secp256k1([keys[i][0] for i in unseen],
+                                                [keys[i][1] for i in unseen],
+                                                [keys[i][2] for i in unseen])
+        for i, verdict in zip(unseen, verdicts, strict=True):
+            out[i] = bool(verdict)
+            _verified[keys[i]] = out[i]
+        while len(_verified) > _VERIFIED_MAX:
+            try:
+                _verified.popitem(last=False)
+            except KeyError:  # emptied meanwhile by another thread
+                break
+    return out
+
+
 def verify_secp256k1(pubkey: bytes, msg: bytes, sig: bytes) -> bool:
-    """One secp256k1 check (a batch of one)."""
-    return _impl.verify_batch_secp256k1((pubkey,), (msg,), (sig,))[0]
+    """One secp256k1 check (remembered as `verify_many_secp256k1` does)."""
+    return verify_many_secp256k1((pubkey,), (msg,), (sig,))[0]
 
 
 def verify_ed25519(pubkey: bytes, msg: bytes, sig: bytes) -> bool:
@@ -83,6 +124,7 @@ __all__ = [
     "verify_batch_ed25519",
     "verify_batch_secp256k1",
     "verify_ed25519",
+    "verify_many_secp256k1",
     "verify_proof",
     "verify_secp256k1",
 ]

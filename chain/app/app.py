@@ -401,7 +401,7 @@ def _decode_all(raws: Iterable[bytes]) -> list[Tx | None]:
 
 def _verify(txs: Sequence[Tx | None]) -> list[bool]:
     """Signature validity of each tx (False for None and for wrong signers), in one native
-    batch call."""
+    batch call for those not checked lately."""
     indices = []
     for i, tx in enumerate(txs):
         if tx is None:
@@ -413,7 +413,7 @@ def _verify(txs: Sequence[Tx | None]) -> list[bool]:
         indices.append(i)
     ok = [False] * len(txs)
     if indices:
-        verdicts = native.verify_batch_secp256k1(
+        verdicts = native.verify_many_secp256k1(
             [txs[i].pubkey for i in indices],  # type: ignore[union-attr]
             [sign_bytes(txs[i].body) for i in indices],  # type: ignore[union-attr]
             [txs[i].signature for i in indices],  # type: ignore[union-attr]

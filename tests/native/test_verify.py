@@ -90,3 +90,20 @@ def test_single_check_helpers_use_the_loaded_backend():
     _, pk, msg, sig, _ = ED[0]
     assert native.verify_ed25519(pk, msg, sig) is True
     assert native.verify_ed25519(pk, msg, sig[::-1]) is False
+
+
+def test_remembered_verdicts_are_the_batch_verdicts_and_never_carry_over():
+    # Given a mix of valid and invalid checks, asked twice (the second time from memory), and
+    # checks that differ from remembered valid ones by one byte of signature or message,
+    pks, msgs, sigs, expected = _mixed_batch(SECP, 200, seed=42)
+    assert native.verify_many_secp256k1(pks, msgs, sigs) == expected
+    assert native.verify_many_secp256k1(pks, msgs, sigs) == expected
+    assert [native.verify_secp256k1(p, m, s) for p, m, s in zip(pks, msgs, sigs)] == expected
+    valid = [i for i, ok in enumerate(expected) if ok]
+    assert valid
+    for i in valid:
+        bad_sig = sigs[i][:-1] + bytes([sigs[i][-1] ^ 1])
+        bad_msg = msgs[i] + b"x"
+        # then the altered ones fail, whatever was remembered about the originals.
+        assert native.verify_many_secp256k1([pks[i], pks[i]], [msgs[i], bad_msg],
+                                            [bad_sig, sigs[i]]) == [False, False]
