@@ -2,7 +2,7 @@
 order, across disconnects and restarts (DESIGN.md section 6; the reference loses the events of
 any gap, gonka-api-node.md section 10).
 
-The follower keeps the last *processed* height in a small SQLite file (WAL, synchronous=FULL).
+The follower keeps the last *processed* height in a small SQLite file (api.durable).
 A block counts as processed when the consumer says so (`mark_processed(height)`), or when it asks
 the iterator for the next block after it:
 

@@ -1,7 +1,8 @@
 """`Outbox`: the API node's durable queue of protocol messages waiting to reach the chain.
 
-A message handed to `put` is committed to SQLite (WAL, synchronous=FULL) before `put` returns,
-so it survives a crash of the process or the machine. The sender (`api.chain.sender.TxSender`)
+A message handed to `put` is committed to SQLite before `put` returns, so it survives a crash
+of the process at once and a crash of the machine once flushed (api.durable: within 50 ms
+while the node runs). The sender (`api.chain.sender.TxSender`)
 then moves each message through its states:
 
     queued --assign--> sent --settle--> included | rejected
@@ -108,7 +109,7 @@ def _now_ns() -> int:
 class Outbox:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        # Durable: a put that returned is on disk, even if the machine loses power right after.
+        # Durable as api.durable says: a put that returned survives the process's crash.
         self._db = open_durable(self.path, _SCHEMA)
         self._lock = threading.RLock()
 

@@ -40,6 +40,7 @@ from quart import Blueprint
 from api.chain.events import EventFollower
 from api.chain.outbox import Outbox
 from api.chain.sender import TxSender
+from api.durable import flush_wal_files
 from api.mlnodes import MlNodePool, StaticPool
 from api.node.admin import node_admin_blueprint
 from api.node.app import create_private_app, create_public_app
@@ -159,6 +160,7 @@ async def serve_api(
             cache.listeners.append(_housekeeping(node))
 
             async with trio.open_nursery() as nursery:
+                await nursery.start(flush_wal_files)  # the stores' writes to the disk
                 await nursery.start(sender.run)
                 await nursery.start(cache.run)
                 if host is not None:

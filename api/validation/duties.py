@@ -1,4 +1,4 @@
-"""`DutyStore`: the validation worker's durable memory (SQLite, WAL, synchronous=FULL).
+"""`DutyStore`: the validation worker's durable memory (SQLite, api.durable).
 
 * `duties`: one row per (inference id, round) the worker decided to validate (round 0 = first
   round, 1 = revalidation ballot): `pending` until its MsgValidation is handed to the outbox,
