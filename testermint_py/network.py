@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -164,35 +164,38 @@ class Network:
     developers: list[PrivateKey]
     backend: Backend
     genesis_supply: int
-    http: httpx.AsyncClient
 
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    @asynccontextmanager
-    async def create(cls, root: Path, n: int = 3, *,
-                     specs: Sequence[ParticipantSpec] | None = None,
-                     params: dict[str, dict] | None = None,
-                     consensus: ConsensusParams = TEST_CONSENSUS,
-                     developers: int = 1, developer_funds: int = FUNDS,
-                     chain_id: str = "testermint-1", backend: Backend | None = None,
-                     start: bool = True) -> AsyncIterator[Network]:
-        """The network's homes under `root` (n participants, `specs` per participant or the
-        default), its processes started (unless `start` is false); everything stops on exit.
-        `params` updates the devnet profile per module (TEST_EPOCHS unless `epochs` is given)."""
+    def build(cls, root: Path, n: int = 3, *, specs: Sequence[ParticipantSpec] | None = None,
+              params: dict[str, dict] | None = None,
+              consensus: ConsensusParams = TEST_CONSENSUS, developers: int = 1,
+              developer_funds: int = FUNDS, chain_id: str = "testermint-1",
+              backend: Backend | None = None) -> Network:
+        """The network's homes under `root`: n participants (`specs` per participant, or the
+        default), one genesis; nothing started. `params` updates the devnet profile per module
+        (TEST_EPOCHS unless `epochs` is given)."""
         specs = list(specs) if specs is not None else [ParticipantSpec() for _ in range(n)]
-        backend = backend or Backend()
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(backend)
-            http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
-            net = _build(Path(root), specs, params or {}, consensus, developers,
-                         developer_funds, chain_id, backend, http)
-            stack.callback(net.stop_all)
-            if start:
-                for i in range(len(net.participants)):
-                    net.start(i)
-                await net.wait_up()
-            yield net
+        return _build(Path(root), specs, params or {}, consensus, developers, developer_funds,
+                      chain_id, backend or Backend())
+
+    @classmethod
+    @asynccontextmanager
+    async def create(cls, root: Path, n: int = 3, *, start: bool = True, **options: Any
+                     ) -> AsyncIterator[Network]:
+        """`build`, then (unless `start` is false) every process started and answering; the
+        backend set up before and torn down after, every process stopped on exit."""
+        backend = options.pop("backend", None) or Backend()
+        async with backend:
+            net = cls.build(root, n, backend=backend, **options)
+            try:
+                if start:
+                    net.start_all()
+                    await net.wait_up()
+                yield net
+            finally:
+                net.stop_all()
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -238,6 +241,10 @@ class Network:
                 process.kill()
                 process.wait()
 
+    def start_all(self) -> None:
+        for i in range(len(self.participants)):
+            self.start(i)
+
     def stop_all(self) -> None:
         for i in range(len(self.participants)):
             self.stop(i)
@@ -267,6 +274,11 @@ class Network:
                          for p in self.participants for part in PARTS)
 
     # -- clients -------------------------------------------------------------------------------
+    # (A client per call: a network may outlive the trio loop of one test and serve the next.)
+
+    async def _http(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await http.request(method, url, **kw)
 
     def rpc(self, i: int = 0) -> RpcClient:
         return RpcClient(self.participants[i].rpc_url, timeout=10)
@@ -282,13 +294,14 @@ class Network:
 
     async def admin(self, i: int, method: str, path: str, body: Any = None) -> httpx.Response:
         """An admin-server request to participant i (`path` under /admin/v1/)."""
-        return await self.http.request(method, f"{self.participants[i].admin_url}/admin/v1/"
+        return await self._http(method, f"{self.participants[i].admin_url}/admin/v1/"
                                        f"{path.lstrip('/')}", json=body,
                                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     async def set_mock(self, i: int, **fields: Any) -> dict:
         """Change fields of participant i's mock script at run time; the script now."""
-        r = await self.http.post(f"{self.participants[i].mock_url}/mock/script", json=fields)
+        r = await self._http("POST", f"{self.participants[i].mock_url}/mock/script",
+                             json=fields)
         if r.status_code != 200:
             raise NetworkError(f"mock {i} refused {fields}: {r.status_code} {r.text}")
         return r.json()
@@ -301,7 +314,7 @@ class Network:
         return int((await self.query("bank/balance", i, address=address))["amount"])
 
     async def status(self, i: int = 0) -> dict:
-        return (await self.http.get(f"{self.participants[i].public_url}/v1/status")).json()
+        return (await self._http("GET", f"{self.participants[i].public_url}/v1/status")).json()
 
     # -- waiting -------------------------------------------------------------------------------
 
@@ -317,7 +330,7 @@ class Network:
                             raise NetworkError(f"{p.name} {part} exited:\n"
                                                f"{self.log_tail(p.index, part)}")
                         try:
-                            if (await self.http.get(url)).status_code == 200:
+                            if (await self._http("GET", url)).status_code == 200:
                                 break
                         except httpx.HTTPError:
                             pass
@@ -425,7 +438,7 @@ class Network:
 
 def _build(root: Path, specs: list[ParticipantSpec], params: dict[str, dict],
            consensus: ConsensusParams, developers: int, developer_funds: int, chain_id: str,
-           backend: Backend, http: httpx.AsyncClient) -> Network:
+           backend: Backend) -> Network:
     keys = [PrivateKey(bytes([100 + i]) * 32) for i in range(len(specs))]
     devs = [PrivateKey(bytes([200 + i]) * 32) for i in range(developers)]
     participants: list[Participant] = []
@@ -468,7 +481,7 @@ def _build(root: Path, specs: list[ParticipantSpec], params: dict[str, dict],
         key_file.chmod(0o600)
         p.api_config.write_text(json.dumps(_api_config(p, key_file), indent=2))
     return Network(root, chain_id, participants, devs, backend,
-                   sum(a.balance for a in accounts), http)
+                   sum(a.balance for a in accounts))
 
 
 def _api_config(p: Participant, key_file: Path) -> dict:
