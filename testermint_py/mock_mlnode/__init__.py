@@ -1,6 +1,7 @@
 """A mock ML node for fast tests (DESIGN.md section 7): the real node's HTTP contract and state
 machine, no model. PoC distances come from BLAKE3, inference from a hash-defined greedy language
-model; weight, delays, tampered outputs, invalid JSON, PoC fraud, start failures and
+model; weight, PoC fraud (made-up and duplicated nonces), delays, tampered outputs (wrong
+tokens or logprobs), invalid JSON, cut streams, per-model responses, start failures, crashes and
 disappearing are scripted (`MockScript`), at start and through POST /mock/script.
 
 In-process: `url = await nursery.start(serve_mock_mlnode, config)`; as a process:

@@ -4,11 +4,14 @@ mock language model (`lm`) in place of a vLLM subprocess.
 It serves what the real node proxies to vLLM (/v1/chat/completions streaming and not,
 /v1/completions, /v1/models, /tokenize, /detokenize, /health) and the replay behind
 POST /api/v1/inference/replay (the real `ReplayRequest` -> `ReplayResponse`). Start failures,
-start delays, crashes, tampered outputs and per-token delays follow the current script.
+start delays, crashes, tampered outputs, per-model responses, per-token delays and cut streams
+follow the current script.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -54,6 +57,12 @@ from testermint_py.mock_mlnode.openai_types import (
 from testermint_py.mock_mlnode.state import ScriptHolder
 
 MAX_MODEL_LEN = 4096
+
+
+class StreamCut(Exception):
+    """Raised inside a streamed body to drop the connection mid-stream (`stream_cut_after`):
+    Hypercorn then closes it without ending the chunked body. The server keeps it out of its
+    error log."""
 
 
 class OpenAiHttpError(Exception):
@@ -163,7 +172,8 @@ class MockBackend:
             raise OpenAiHttpError(503, "no model is served", "ServiceUnavailableError")
         if name is not None and name != self.served_name:
             raise OpenAiHttpError(404, f"The model `{name}` does not exist.", "NotFoundError")
-        return self.model
+        fixed = self._script.current.responses.get(self.model.name)
+        return self.model if fixed is None else dataclasses.replace(self.model, fixed=fixed)
 
     # -- the OpenAI routes ----------------------------------------------------------------------
 
@@ -223,6 +233,7 @@ class MockBackend:
             return _json(ChatCompletion(ident, "chat.completion", created, model.name, [choice],
                                         usage))
         include_usage = req.stream_options is not None and req.stream_options.include_usage
+        cut_after = self._script.current.stream_cut_after
 
         def chunk(delta: Delta, logprobs: ChoiceLogprobs | None,
                   finish: str | None) -> bytes:
@@ -243,7 +254,17 @@ class MockBackend:
                 yield b"data: " + msgspec.json.encode(last) + b"\n\n"
             yield b"data: [DONE]\n\n"
 
-        response = Response(events(), status=200, content_type="text/event-stream")
+        async def cut(after: int) -> AsyncIterator[bytes]:
+            async with contextlib.aclosing(events()) as stream:
+                sent = 0
+                async for event in stream:
+                    if sent == after:
+                        raise StreamCut(f"scripted stream cut after {after} events")
+                    yield event
+                    sent += 1
+
+        body = events() if cut_after is None else cut(cut_after)
+        response = Response(body, status=200, content_type="text/event-stream")
         response.headers["Cache-Control"] = "no-cache"
         response.timeout = None
         return response

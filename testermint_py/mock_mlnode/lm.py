@@ -4,6 +4,9 @@ No weights: the distribution after a prefix comes from a BLAKE3 chain over (mode
 ids, output ids so far), over a small output alphabet (lower-case letters, space, ".", ","). The
 mock always decodes greedily, so the same request gives the same output on every mock node, and
 a validator mock can tell what an honest executor mock would have emitted at every position.
+A model given a fixed text (`MockScript.responses`) emits that text instead: at each of its
+positions the text's token takes the top logprob and the other tokens keep theirs in order, so
+the reported logprobs stay consistent with the output and replaying it agrees.
 
 Tokenizer: byte level (token id = UTF-8 byte); chat messages are rendered with a fixed template
 and the assistant's generation prompt, so prompt token counts are real counts of this tokenizer.
@@ -81,11 +84,20 @@ class Generation:
         return detokenize(self.token_ids)
 
 
+def forcing(dist: tuple[tuple[int, float], ...], token: int) -> tuple[tuple[int, float], ...]:
+    """`dist` (most likely first) with `token` the most likely: it takes the top logprob and the
+    other tokens the next ones in their order (the last drops out when `token` was not in it)."""
+    tokens = [token, *(t for t, _ in dist if t != token)][:len(dist)]
+    return tuple(zip(tokens, (lp for _, lp in dist), strict=True))
+
+
 @dataclass(frozen=True)
 class MockLM:
-    """The model served under `name` (the name is part of the hash: two models differ)."""
+    """The model served under `name` (the name is part of the hash: two models differ), and the
+    text it always answers, if it is given one."""
 
     name: str
+    fixed: str | None = None
 
     def start(self, prompt_ids: Sequence[int]) -> bytes:
         data = _DOMAIN + self.name.encode() + b"\x00" + array("I", prompt_ids).tobytes()
@@ -112,15 +124,24 @@ class MockLM:
         return lo + int.from_bytes(blake3.blake3(b"length" + state).digest(length=4),
                                    "little") % (hi - lo)
 
+    def _forced(self) -> list[int]:
+        return [] if self.fixed is None else tokenize(self.fixed)
+
+    def _distribution_at(self, state: bytes, position: int, forced: Sequence[int]
+                         ) -> tuple[tuple[int, float], ...]:
+        dist = self.distribution(state)
+        return forcing(dist, forced[position]) if position < len(forced) else dist
+
     def generate(self, prompt_ids: Sequence[int], max_tokens: int | None,
                  tamper: str | None = None) -> Generation:
         """Greedy decoding; `tamper` is what a cheating executor does instead (MockScript)."""
         state = self.start(prompt_ids)
-        natural = self.natural_length(state)
+        forced = self._forced()
+        natural = len(forced) if forced else self.natural_length(state)
         n = natural if max_tokens is None else min(natural, max_tokens)
         steps = []
-        for _ in range(n):
-            dist = self.distribution(state)
+        for i in range(n):
+            dist = self._distribution_at(state, i, forced)
             if tamper == "tokens":
                 token, logprob = dist[1]
                 steps.append(Step(token, logprob, dist))
@@ -141,9 +162,10 @@ class MockLM:
         token comes back different, which `chain.types.inference_scoring.score` scores as a
         failure."""
         state = self.start(prompt_ids)
+        forced = self._forced()
         positions = []
-        for claimed in output_ids:
-            dist = self.distribution(state)
+        for i, claimed in enumerate(output_ids):
+            dist = self._distribution_at(state, i, forced)
             token, logprob = dist[0]
             positions.append(PositionLogprobs(token, logprob,
                                               [TokenLogprob(t, lp) for t, lp in dist[:top_k]]))

@@ -9,14 +9,15 @@ valid (distance = 2 * r_target * u, u uniform in [0, 1) from the hash).
 `MockPowController` is the real controller (`mlnode.service.pow.PowController`: sessions, phases,
 callbacks with retries, validation, status) with only its generation loop replaced: instead of
 `batch_size` nonces per forward pass it scans its nonce lane until it has `weight_per_batch`
-valid ones (`poc_fraud` of them made up), pauses `batch_interval_s`, and idles once the
-session's `weight` is reached. While the script says the node has disappeared, it finds nothing.
+nonces to claim (`poc_fraud` of them made up, `poc_duplicates` of them repeats of valid ones
+already claimed), pauses `batch_interval_s`, and idles once the session's `weight` is reached.
+While the script says the node has disappeared, it finds nothing.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import blake3
@@ -29,6 +30,7 @@ from mlnode.pow.nonces import NonceLane
 from mlnode.pow.validation import BlockModel
 from mlnode.service.config import MlNodeConfig
 from mlnode.service.pow import PowController, PowPhase
+from testermint_py.mock_mlnode.script import MockScript
 from testermint_py.mock_mlnode.state import ScriptHolder
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ _DOMAIN = b"gonka-mock-poc-v1\x00"
 FRAUD_CLAIM_FRACTION = 0.9
 # Nonces scanned per step while looking for valid (or invalid) ones.
 SCAN_CHUNK = 1024
+# Valid nonces of a session kept to repeat (poc_duplicates).
+REPEAT_POOL = 1 << 16
 
 
 class MockPocFunction:
@@ -66,8 +70,8 @@ class MockPocFunction:
 
 @dataclass(frozen=True)
 class FoundBatch:
-    nonces: list[int]
-    dist: list[float]
+    valid: list[tuple[int, float]]      # (nonce, distance), valid, in lane order
+    fraud: list[tuple[int, float]]      # (nonce, made-up distance), invalid, in lane order
     checked: int
     next_k: int
 
@@ -75,31 +79,62 @@ class FoundBatch:
 def find_batch(model: BlockModel, public_key: bytes, lane: NonceLane, start_k: int,
                n_valid: int, n_fraud: int) -> FoundBatch:
     """From lane position `start_k` on: the first `n_valid` valid nonces with their distances,
-    plus `n_fraud` invalid ones claimed with made-up distances below r_target; sorted by nonce.
-    Pure (the function is given)."""
+    and `n_fraud` invalid ones with made-up distances below r_target. Pure (the function is
+    given)."""
     params = model.params
     honest_limit = params.r_target
     fraud_floor = params.r_target + params.dist_tolerance
     if n_fraud and fraud_floor >= 2.0 * params.r_target:
         raise ValueError(f"r_target {params.r_target} leaves no nonce invalid enough to fake")
-    picked: list[tuple[int, float]] = []
+    valid: list[tuple[int, float]] = []
+    fraud: list[tuple[int, float]] = []
     k = start_k
-    need_valid, need_fraud = n_valid, n_fraud
-    while need_valid or need_fraud:
+    while len(valid) < n_valid or len(fraud) < n_fraud:
         nonces = lane.batch(k, SCAN_CHUNK)
         dist = model.distances(public_key, nonces)
         for nonce, d in zip(nonces.tolist(), dist.tolist(), strict=True):
             k += 1
-            if need_valid and d < honest_limit:
-                picked.append((nonce, d))
-                need_valid -= 1
-            elif need_fraud and d > fraud_floor:
-                picked.append((nonce, honest_limit * FRAUD_CLAIM_FRACTION))
-                need_fraud -= 1
-            if not (need_valid or need_fraud):
+            if len(valid) < n_valid and d < honest_limit:
+                valid.append((nonce, d))
+            elif len(fraud) < n_fraud and d > fraud_floor:
+                fraud.append((nonce, honest_limit * FRAUD_CLAIM_FRACTION))
+            if len(valid) == n_valid and len(fraud) == n_fraud:
                 break
-    picked.sort()
-    return FoundBatch([n for n, _ in picked], [d for _, d in picked], k - start_k, k)
+    return FoundBatch(valid, fraud, k - start_k, k)
+
+
+def split_claims(want: int, script: MockScript, can_repeat: bool) -> tuple[int, int, int]:
+    """(fresh valid, made up, repeated) nonces of a batch claiming `want`, as `script` says;
+    `can_repeat`: the session has claimed a valid nonce before this batch."""
+    n_fraud = round(want * script.poc_fraud)
+    n_repeat = min(round(want * script.poc_duplicates), want - n_fraud)
+    if not can_repeat and n_repeat == want - n_fraud and n_repeat:
+        n_repeat -= 1               # nothing to repeat yet: claim one fresh valid nonce first
+    return want - n_fraud - n_repeat, n_fraud, n_repeat
+
+
+@dataclass
+class ClaimedNonces:
+    """The valid nonces a session has claimed (its first REPEAT_POOL), which repeats come from
+    in turn."""
+
+    pool: list[tuple[int, float]] = field(default_factory=list)
+    next_repeat: int = 0
+
+    def claims(self, found: FoundBatch, n_repeat: int) -> tuple[list[int], list[float]]:
+        """A batch's claimed (nonces, distances), sorted by nonce: `found`'s valid and made-up
+        ones, and `n_repeat` repeats of valid ones claimed so far (this batch's included), taken
+        in turn from the session's first: within the first batch, then across batches."""
+        self.pool.extend(found.valid[:REPEAT_POOL - len(self.pool)])
+        repeats = []
+        if n_repeat:
+            if not self.pool:
+                raise ValueError("no valid nonce claimed yet to repeat")
+            for i in range(self.next_repeat, self.next_repeat + n_repeat):
+                repeats.append(self.pool[i % len(self.pool)])
+            self.next_repeat = (self.next_repeat + n_repeat) % len(self.pool)
+        picked = sorted(found.valid + found.fraud + repeats)
+        return [n for n, _ in picked], [d for _, d in picked]
 
 
 class MockPowController(PowController):
@@ -114,6 +149,7 @@ class MockPowController(PowController):
         lane = NonceLane(req.node_id, req.node_count)
         assert session.model is not None
         next_k = found = 0
+        claimed = ClaimedNonces()
         while True:
             await session.wait_for_phase(PowPhase.GENERATING)
             script = self._script.current
@@ -126,16 +162,17 @@ class MockPowController(PowController):
             if want <= 0:               # the session's weight is reached: idle until rescripted
                 await self._script.wait_changed()
                 continue
-            n_fraud = round(want * script.poc_fraud)
+            n_valid, n_fraud, n_repeat = split_claims(want, script, bool(claimed.pool))
             job = functools.partial(find_batch, session.model, session.public_key, lane, next_k,
-                                    want - n_fraud, n_fraud)
+                                    n_valid, n_fraud)
             async with self._compute:
                 batch = await trio.to_thread.run_sync(job)
+            nonces, dist = claimed.claims(batch, n_repeat)
             next_k = batch.next_k
             found += want
             session.checked += batch.checked
             session.valid += want
             if session.url is not None:     # without a callback nobody would take them
-                session.pending_nonces.extend(batch.nonces)
-                session.pending_dist.extend(batch.dist)
+                session.pending_nonces.extend(nonces)
+                session.pending_dist.extend(dist)
             await trio.sleep(script.batch_interval_s)

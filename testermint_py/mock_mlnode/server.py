@@ -8,6 +8,8 @@ language model (`backend`). What the mock adds:
     back, then the scripted delay, then (on the scripted paths) a 200 whose body is not JSON;
   * GET /mock/script, POST /mock/script (merge the given fields), PUT /mock/script (replace),
     GET /mock/stats (requests seen per path, the served model).
+A scripted stream cut (`StreamCut` raised in the body) is logged as one line, not as Hypercorn's
+"Error in ASGI Framework" traceback.
 A trio service function like `serve_mlnode`; cancelling its nursery stops everything.
 """
 
@@ -30,12 +32,31 @@ from mlnode.service.config import MlNodeConfig
 from mlnode.service.node import MlNode
 from mlnode.service.schema import ErrorView
 from mlnode.service.server import hypercorn_config
-from testermint_py.mock_mlnode.backend import MockBackend
+from testermint_py.mock_mlnode.backend import MockBackend, StreamCut
 from testermint_py.mock_mlnode.poc import MockPocFunction, MockPowController
 from testermint_py.mock_mlnode.script import MockScript, matches
 from testermint_py.mock_mlnode.state import ScriptHolder
 
 log = logging.getLogger(__name__)
+
+
+def _scripted_cut(error: BaseException | None) -> StreamCut | None:
+    """The `StreamCut` that `error` is (or a group of nothing else holds)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error if isinstance(error, StreamCut) else None
+
+
+def _unless_scripted_cut(record: logging.LogRecord) -> bool:
+    """Hypercorn logs the app's errors to this module's logger (`hypercorn_config`)."""
+    cut = _scripted_cut(record.exc_info[1]) if record.exc_info else None
+    if cut is not None:
+        log.info("%s", cut)
+        return False
+    return True
+
+
+log.addFilter(_unless_scripted_cut)
 
 MOCK_PREFIX = "/mock/"
 # What a scripted invalid-JSON answer carries: the start of a body, cut off.

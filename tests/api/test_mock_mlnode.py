@@ -1,6 +1,7 @@
 """The mock ML node through HTTP: the real node's routes, schema types and 409s, scripted PoC
-weight and fraud delivered to a callback server run by the test, OpenAI-shaped inference, replay
-scoring, and the scripted faults (invalid JSON, delay, disappearing, failed or crashed backend)."""
+weight and fraud (made-up and duplicated nonces) delivered to a callback server run by the test,
+OpenAI-shaped inference, per-model responses, replay scoring, and the scripted faults (invalid
+JSON, delay, cut stream, disappearing, failed or crashed backend)."""
 
 from __future__ import annotations
 
@@ -89,8 +90,8 @@ class Mock:
         fields.update(changes)
         return msgspec.json.encode(PowInitRequest(**fields))
 
-    async def up(self) -> None:
-        r = await self.http.post(f"{API}/inference/up", json={"model": MODEL})
+    async def up(self, model: str = MODEL) -> None:
+        r = await self.http.post(f"{API}/inference/up", json={"model": model})
         assert decode(r, OkView) == OkView()
 
     async def chat(self, **fields) -> dict:
@@ -241,6 +242,48 @@ async def test_a_validator_mock_agrees_with_an_honest_generator_and_flags_a_frau
     assert (fraud.n_checked, fraud.n_invalid, fraud.fraud_detected) == (100, 20, True)
 
 
+async def test_duplicated_nonces_claim_weight_the_node_did_not_find():
+    script = MockScript(weight=100, weight_per_batch=20, poc_duplicates=0.25)
+    async with running_mock(script) as (generator, callbacks), \
+            running_mock() as (validator, _):
+        # Given a mock that repeats a quarter of every batch's claims
+        await generator.http.post(f"{API}/pow/init/generate", content=generator.init_body())
+        await callbacks.wait_for(lambda: len(callbacks.nonces()) >= 100)
+        status = decode(await generator.http.get(f"{API}/pow/status"), PowStatus)
+        claimed = callbacks.batch()
+
+        # Then it claims its weight of 100 nonces (callbacks carry them in generation order,
+        # 20 per generation batch), but only 75 distinct ones
+        assert status.valid == 100
+        assert len(claimed.nonces) == 100 and len(set(claimed.nonces)) == 75
+        batches = [claimed.nonces[i:i + 20] for i in range(0, 100, 20)]
+        assert len(set(batches[0])) == 15                    # 5 repeats within the first batch
+        for i, later in enumerate(batches[1:], start=1):     # 5 across batches in each later one
+            earlier = {n for b in batches[:i] for n in b}
+            assert len(set(later)) == 20 and len(set(later) & earlier) == 5
+        # ... every repeat is a valid nonce with its true distance (not a conflicting one: a
+        # sorted unique nonce list keeps it once)
+        function = MockPocFunction(TEST_PARAMS, bytes.fromhex(BLOCK))
+        expected = function.distances(bytes.fromhex(KEY),
+                                      np.asarray(claimed.nonces, dtype=np.uint64))
+        assert claimed.dist == expected.tolist() and max(expected) < TEST_PARAMS.r_target
+
+        # When a validator mock checks the whole claim, every repeat fails
+        await validator.http.post(f"{API}/pow/init/validate", content=validator.init_body())
+        verdict = decode(await validator.http.post(
+            f"{API}/pow/validate", content=msgspec.json.encode(claimed)), ValidatedBatch)
+        assert (verdict.n_checked, verdict.n_duplicates, verdict.n_invalid) == (100, 25, 25)
+        assert verdict.fraud_detected
+
+        # A session that claims nothing but repeats still finds one nonce to repeat
+        await generator.script(weight=10, weight_per_batch=10, poc_duplicates=1.0)
+        await generator.http.post(f"{API}/pow/init/generate",
+                                  content=generator.init_body(public_key=OTHER_KEY))
+        await callbacks.wait_for(lambda: len(callbacks.nonces(OTHER_KEY)) >= 10)
+        assert len(callbacks.nonces(OTHER_KEY)) == 10
+        assert len(set(callbacks.nonces(OTHER_KEY))) == 1
+
+
 # -- inference ----------------------------------------------------------------------------------
 
 async def test_chat_completion_has_the_openai_shape_and_consistent_token_counts():
@@ -346,6 +389,112 @@ async def test_replay_passes_an_honest_output_and_fails_tampered_ones():
     assert scores["logprobs"].reason is None and scores["logprobs"].similarity <= THRESHOLD
 
 
+async def test_per_model_responses_tell_which_models_node_answered():
+    responses = {MODEL: "Answer from llama.", "mock-qwen": "Qwen says: 42!"}
+    script = MockScript(responses=responses)
+    ask = dict(logprobs=True, top_logprobs=3, return_tokens_as_token_ids=True)
+    async with running_mock(script) as (llama, _), running_mock(script) as (qwen, _), \
+            running_mock() as (unscripted, _):
+        # Given two nodes serving two models with the same script
+        await llama.up(MODEL)
+        await qwen.up("mock-qwen")
+        await unscripted.up(MODEL)
+
+        # When each is asked the same thing
+        answers = {MODEL: await llama.chat(**ask), "mock-qwen": await qwen.chat(**ask)}
+
+        # Then each answers its model's text, the same every time
+        for model, answer in answers.items():
+            assert answer["model"] == model
+            assert answer["choices"][0]["message"]["content"] == responses[model]
+            assert answer["choices"][0]["finish_reason"] == "stop"
+            assert answer["usage"]["completion_tokens"] == len(responses[model])
+        assert await llama.chat(**ask) | {"id": "", "created": 0} == \
+            answers[MODEL] | {"id": "", "created": 0}
+        # ... with the text's token the most likely at every position
+        content = answers[MODEL]["choices"][0]["logprobs"]["content"]
+        assert [e["token"] for e in content] == [f"token_id:{b}" for b in responses[MODEL].encode()]
+        assert all(e["top_logprobs"][0]["token"] == e["token"] and
+                   e["top_logprobs"][0]["logprob"] == e["logprob"] for e in content)
+        # ... cut by max_tokens, streamed alike, and a node without the script answers otherwise
+        short = await qwen.chat(max_tokens=4)
+        assert (short["choices"][0]["message"]["content"],
+                short["choices"][0]["finish_reason"]) == (responses["mock-qwen"][:4], "length")
+        assert "".join(await stream_texts(qwen)) == responses["mock-qwen"]
+        other = (await unscripted.chat())["choices"][0]["message"]["content"]
+        assert other != responses[MODEL]
+
+        # When a validator with the same script replays the output, it is honest; one without
+        # the script computes another output
+        output_ids = [p.token_id for p in parse_chat_logprobs(answers[MODEL])]
+        scores = {}
+        for name, validator in (("scripted", llama), ("unscripted", unscripted)):
+            r = await validator.http.post(f"{API}/inference/replay", json={
+                "messages": MESSAGES, "model": MODEL, "top_k": 3,
+                "output_token_ids": output_ids})
+            scores[name] = score(parse_chat_logprobs(answers[MODEL]),
+                                 decode(r, ReplayResponse).positions)
+        assert (scores["scripted"].similarity, scores["scripted"].reason) == (1.0, None)
+        assert scores["unscripted"].reason is not None
+
+        # When the script drops the model's entry at run time, the hash-defined text is back
+        await llama.script(responses={})
+        assert (await llama.chat())["choices"][0]["message"]["content"] == other
+
+
+async def stream_lines(mock: Mock, **fields) -> tuple[list[str], Exception | None]:
+    """The non-empty lines of a streamed chat completion, and the error that ended it, if any."""
+    lines: list[str] = []
+    try:
+        async with mock.http.stream("POST", "/v1/chat/completions", json={
+                "messages": MESSAGES, "stream": True, **fields}) as r:
+            assert r.status_code == 200
+            async for line in r.aiter_lines():
+                if line:
+                    lines.append(line)
+    except httpx.RemoteProtocolError as e:
+        return lines, e
+    return lines, None
+
+
+async def stream_texts(mock: Mock) -> list[str]:
+    lines, error = await stream_lines(mock)
+    assert error is None and lines[-1] == "data: [DONE]"
+    chunks = [msgspec.json.decode(line.removeprefix("data: ")) for line in lines[:-1]]
+    return [c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]]
+
+
+async def test_a_scripted_stream_cut_drops_the_connection_after_n_events_without_done():
+    async with running_mock() as (mock, _):
+        await mock.up()
+        whole, error = await stream_lines(mock, logprobs=True)
+        assert error is None and whole[-1] == "data: [DONE]" and len(whole) > 5
+
+        # When the script cuts streams after 3 events
+        await mock.script(stream_cut_after=3)
+        cut, error = await stream_lines(mock, logprobs=True)
+
+        # Then the client gets the first 3 (role chunk, two tokens), no [DONE], and a
+        # connection closed before the end of the body
+        assert isinstance(error, httpx.RemoteProtocolError)
+        assert len(cut) == 3 and "data: [DONE]" not in cut
+        strip = [msgspec.json.decode(line.removeprefix("data: ")) | {"id": "", "created": 0}
+                 for line in (*cut, *whole[:3])]
+        assert strip[:3] == strip[3:]
+        # ... after 0 events, nothing at all
+        await mock.script(stream_cut_after=0)
+        lines, error = await stream_lines(mock)
+        assert lines == [] and isinstance(error, httpx.RemoteProtocolError)
+        # ... non-streamed answers are not cut, and unscripting brings [DONE] back
+        assert (await mock.chat())["object"] == "chat.completion"
+        await mock.script(stream_cut_after=None)
+        assert (await stream_lines(mock))[0][-1] == "data: [DONE]"
+        # ... and a stream that fits entirely is not cut
+        await mock.script(stream_cut_after=len(whole))
+        lines, error = await stream_lines(mock, logprobs=True)
+        assert error is None and len(lines) == len(whole) and lines[-1] == "data: [DONE]"
+
+
 # -- scripted faults ----------------------------------------------------------------------------
 
 async def test_scripted_invalid_json_on_chosen_paths_until_reset():
@@ -414,7 +563,11 @@ async def test_scripted_start_failure_and_crash_are_recorded_like_the_real_nodes
 
 async def test_a_bad_script_is_400_and_changes_nothing():
     async with running_mock(MockScript(weight=7)) as (mock, _):
-        for bad in ({"bogus": 1}, {"poc_fraud": 2.0}, {"weight": None}):
+        for bad in ({"bogus": 1}, {"poc_fraud": 2.0}, {"weight": None},
+                    {"poc_duplicates": -0.1}, {"poc_fraud": 0.6, "poc_duplicates": 0.5},
+                    {"stream_cut_after": -1}, {"stream_cut_after": 1.5},
+                    {"responses": ["text"]}, {"responses": {MODEL: ""}},
+                    {"responses": {"": "text"}}, {"responses": {MODEL: "na\u00efve"}}):
             r = await mock.http.post("/mock/script", json=bad)
             assert r.status_code == 400 and "MockScript" in r.json()["error"]
         assert decode(await mock.http.get("/mock/script"), MockScript) == MockScript(weight=7)
