@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from testermint_py.network import MODEL, Network, ParticipantSpec
 from testermint_py.mock_mlnode import MockScript
+from testermint_py.network import MODEL, Network, ParticipantSpec
 
 pytestmark = pytest.mark.slow
 
