@@ -52,6 +52,7 @@ from chain.app.errors import (
     UnknownQuery,
     WrongChainId,
 )
+from chain.app.evidence.punish import punish_double_signs
 from chain.app.modules import MODULES
 from chain.app.params.state import get_consensus_params, init_params
 from chain.app.validators.state import Validator, store_validator
@@ -233,6 +234,8 @@ class GonkaApp:
             overlay = Overlay(self._store)
             ctx = self._context(overlay, committed.chain_id, header.height, header.time_ns)
             self._begin_block(ctx)
+            # Evidence consensus validated is punished before any tx runs (Cosmos: BeginBlock).
+            punish_double_signs(ctx, block.evidence)
             decoded = _decode_all(block.txs)
             valid = _verify(decoded)
             results = []

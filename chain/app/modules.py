@@ -13,6 +13,7 @@ from chain.app.bank.module import MODULE as BANK
 from chain.app.collateral.module import MODULE as COLLATERAL
 from chain.app.context import Module
 from chain.app.epochs.module import MODULE as EPOCHS
+from chain.app.evidence.module import MODULE as EVIDENCE
 from chain.app.gov.module import MODULE as GOV
 from chain.app.inference.module import MODULE as INFERENCE
 from chain.app.models.module import MODULE as MODELS
@@ -24,4 +25,4 @@ from chain.app.validation.module import MODULE as VALIDATION
 from chain.app.validators.module import MODULE as VALIDATORS
 
 MODULES: tuple[Module, ...] = (AUTH, BANK, PARAMS, VALIDATORS, GOV, PARTICIPANTS, MODELS,
-                               COLLATERAL, POC, INFERENCE, VALIDATION, REWARDS, EPOCHS)
+                               COLLATERAL, EVIDENCE, POC, INFERENCE, VALIDATION, REWARDS, EPOCHS)

@@ -23,6 +23,7 @@ from chain.rpc.node_view import BlockEvents, BroadcastMode, BroadcastResult, Nod
 from chain.types.block import Block, BlockHeader
 from chain.types.block_id import BlockID
 from chain.types.commit import Commit
+from chain.types.evidence import DuplicateVoteEvidence
 from chain.types.tx import tx_hash
 
 
@@ -109,14 +110,28 @@ class CommitView(msgspec.Struct, frozen=True):
     signatures: tuple[CommitSigView, ...]
 
 
+class EvidenceView(msgspec.Struct, frozen=True):
+    """One duplicate-vote evidence a block carries: who signed two votes for (height, round,
+    type), and the two block hashes (None for a nil vote)."""
+
+    hash: str
+    validator: str
+    height: int
+    round: int
+    type: Literal["prevote", "precommit"]
+    block_hashes: tuple[str | None, str | None]
+
+
 class BlockView(msgspec.Struct, frozen=True):
-    """GET /blocks/{h}: the block's hash, header, raw txs (base64) and their hashes (hex)."""
+    """GET /blocks/{h}: the block's hash, header, raw txs (base64) and their hashes (hex), the
+    last commit, and the evidence it carries."""
 
     hash: str
     header: HeaderView
     txs: tuple[bytes, ...]
     tx_hashes: tuple[str, ...]
     last_commit: CommitView | None
+    evidence: tuple[EvidenceView, ...] = ()
 
 
 class AttributeView(msgspec.Struct, frozen=True):
@@ -230,11 +245,21 @@ def commit_view(c: Commit) -> CommitView:
     return CommitView(c.height, c.round, block_id_view(c.block_id), sigs)
 
 
+def evidence_view(e: DuplicateVoteEvidence) -> EvidenceView:
+    a, b = e.vote_a, e.vote_b
+    return EvidenceView(
+        hash=_hex(e.hash), validator=_hex(e.validator), height=a.height, round=a.round,
+        type=a.type.name.lower(),  # type: ignore[arg-type]
+        block_hashes=tuple(None if v.block_id is None else _hex(v.block_id.hash)
+                           for v in (a, b)))  # type: ignore[arg-type]
+
+
 def block_view(b: Block) -> BlockView:
     return BlockView(
         hash=_hex(b.hash), header=header_view(b.header), txs=b.txs,
         tx_hashes=tuple(_hex(tx_hash(t)) for t in b.txs),
         last_commit=None if b.last_commit is None else commit_view(b.last_commit),
+        evidence=tuple(evidence_view(e) for e in b.evidence),
     )
 
 

@@ -15,6 +15,8 @@ class CollateralParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     unbonding_epochs: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 1
     slash_invalid_bps: Bps = 2_000
     slash_downtime_bps: Bps = 1_000
+    # Double signing (duplicate-vote evidence): Cosmos x/slashing's slash_fraction_double_sign.
+    slash_double_sign_bps: Bps = 500
     # Downtime: missed / (served + missed) above this at settlement.
     downtime_missed_bps: Bps = 500
     # From epochs after this one, only base_weight_ratio of a host's PoC weight counts without

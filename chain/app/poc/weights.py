@@ -7,7 +7,8 @@ For epoch N = E+1 (E effective), in address order, a host gets
                holding more than half of E's weight *without itself* said "no fraud" (accepted
                without votes when no one else holds weight, e.g. a single-validator network)
 and then `collateral.adjust_weight`, then the power cap (poc.cap). Excluded: non-participants,
-hosts INVALID now, and hosts with no seed commitment for N (they could not be held to their
+hosts INVALID now, hosts whose consensus key is tombstoned (double signing: they must register a
+new key), and hosts with no seed commitment for N (they could not be held to their
 validation duty). Each member's weight is split evenly over its declared ML nodes (remainder to
 the first ones); nodes are assigned to the first registry model (by id) they serve; in each
 model half of the nodes (rounded down), chosen by a hash of (epoch, host, model, node), keep
@@ -28,6 +29,7 @@ from chain.app.collateral.state import adjust_weight
 from chain.app.context import Context, u64
 from chain.app.epochs import state as epochs
 from chain.app.epochs.unit_price import group_price
+from chain.app.evidence.state import is_tombstoned
 from chain.app.models.params import ModelSpec
 from chain.app.models.state import registry
 from chain.app.params.state import get_params
@@ -110,6 +112,8 @@ def form_group(ctx: Context, new: int) -> None:
             reason = "not a participant"
         elif participant.status == INVALID:
             reason = "participant is INVALID"
+        elif is_tombstoned(store, participant.validator_key):
+            reason = "consensus key tombstoned for double signing"
         elif epochs.get_seed_commitment(store, new, address) is None:
             reason = "no seed commitment"
         if reason is not None:
