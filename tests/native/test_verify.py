@@ -98,7 +98,8 @@ def test_remembered_verdicts_are_the_batch_verdicts_and_never_carry_over():
     pks, msgs, sigs, expected = _mixed_batch(SECP, 200, seed=42)
     assert native.verify_many_secp256k1(pks, msgs, sigs) == expected
     assert native.verify_many_secp256k1(pks, msgs, sigs) == expected
-    assert [native.verify_secp256k1(p, m, s) for p, m, s in zip(pks, msgs, sigs)] == expected
+    checks = zip(pks, msgs, sigs, strict=True)
+    assert [native.verify_secp256k1(p, m, s) for p, m, s in checks] == expected
     valid = [i for i, ok in enumerate(expected) if ok]
     assert valid
     for i in valid:

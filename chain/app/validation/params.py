@@ -9,14 +9,19 @@ import msgspec
 
 PPM = 1_000_000
 Ppm = Annotated[int, msgspec.Meta(ge=0, le=PPM)]
+# An expected number of validators per inference, in ppm: the reference's averages are
+# decimals, not fractions (its default maximum is 1.0, and a network may want more than one
+# validator per inference); up to 100.
+MAX_AVERAGE_PPM = 100 * PPM
+AveragePpm = Annotated[int, msgspec.Meta(ge=0, le=MAX_AVERAGE_PPM)]
 
 
 class ValidationParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Expected validators per inference: max_average for a new executor, falling with reputation
     # and traffic to min_average (traffic >= full_validation_traffic_cutoff).
-    min_validation_average_ppm: Ppm = 10_000
-    min_validation_halfway_ppm: Ppm = 50_000
-    max_validation_average_ppm: Ppm = 1_000_000
+    min_validation_average_ppm: AveragePpm = 10_000
+    min_validation_halfway_ppm: AveragePpm = 50_000
+    max_validation_average_ppm: AveragePpm = 1_000_000
     full_validation_traffic_cutoff: Annotated[int, msgspec.Meta(ge=2)] = 10_000
     min_validation_traffic_cutoff: Annotated[int, msgspec.Meta(ge=1)] = 100
     # Status rules: consecutive invalidations c with fpr^c < 1e-6 make a host INVALID, as does

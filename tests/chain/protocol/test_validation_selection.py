@@ -7,6 +7,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import blake3
+import msgspec
 import pytest
 
 from chain.app.validation.params import ValidationParams
@@ -127,3 +128,23 @@ def test_selection_rate_follows_the_probability():
         assert picked == (draw(seed, inference_id) < Fraction(1, 4))
         chosen += picked
     assert 900 <= chosen <= 1_100
+
+
+def test_an_average_above_one_makes_every_other_host_validate_a_new_executor():
+    # Given three equal hosts and two expected validators per inference (above the reference's
+    # default of one: the averages are counts, not fractions),
+    params = ValidationParams(min_validation_average_ppm=2_000_000,
+                              min_validation_halfway_ppm=2_000_000,
+                              max_validation_average_ppm=2_000_000)
+    # then each of the other two must validate, whatever the reputation and traffic;
+    for reputation, traffic in ((0, 0), (100, 50_000)):
+        assert validation_probability(executor_reputation=reputation, traffic_basis=traffic,
+                                      validator_power=150, executor_power=150, total_power=450,
+                                      params=params) == 1
+    # and one expected validator gives each of them one chance in two.
+    assert validation_probability(executor_reputation=0, traffic_basis=0, validator_power=150,
+                                  executor_power=150, total_power=450,
+                                  params=ValidationParams()) == Fraction(1, 2)
+    # Above a hundred expected validators is refused.
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"max_validation_average_ppm": 100_000_001}, ValidationParams)
