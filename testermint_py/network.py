@@ -149,11 +149,59 @@ class Backend:
         """`argv` as it must be run for participant `index`."""
         return argv
 
-    def partition(self, index: int) -> None:
+    async def partition(self, index: int) -> None:
         raise NotImplementedError(f"the {self.name} backend cannot partition a participant")
 
-    def heal(self, index: int) -> None:
+    async def heal(self, index: int) -> None:
         raise NotImplementedError(f"the {self.name} backend cannot partition a participant")
+
+
+# The ports of a participant alone on its own address (the netns backend): the defaults.
+STANDARD_PORTS = {"p2p": 26656, "rpc": 26657, "public": 9000, "callbacks": 9100, "admin": 9200,
+                  "mock": 8080}
+
+
+class NetnsBackend(Backend):
+    """One Linux network namespace per participant, each with its own address on a bridge
+    (testermint_py.netns; root only), every server on its standard port; the test process
+    reaches them all from the root namespace. `partition(i)` takes participant i's link down
+    (nobody reaches it, open connections stall), `heal(i)` brings it back."""
+
+    name = "netns"
+
+    def __init__(self, n: int, *, prefix: str = "tm", subnet: str = "10.77.0.0/24") -> None:
+        from testermint_py.netns import NetnsLab
+
+        self.n = n
+        self.lab = NetnsLab(prefix, subnet)
+        self.hosts: list = []
+
+    async def __aenter__(self) -> NetnsBackend:
+        await self.lab.__aenter__()
+        try:
+            self.hosts = [await self.lab.add_host(f"p{i}") for i in range(self.n)]
+        except BaseException:
+            await self.lab.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.lab.__aexit__(*exc)
+
+    def address(self, index: int) -> str:
+        return self.hosts[index].address
+
+    def ports(self, index: int) -> dict[str, int]:
+        return dict(STANDARD_PORTS)
+
+    def command(self, index: int, argv: list[str]) -> list[str]:
+        return self.hosts[index].command(*argv)
+
+    async def partition(self, index: int) -> None:
+        await self.lab.cut(self.hosts[index])
+
+    async def heal(self, index: int) -> None:
+        await self.lab.heal(self.hosts[index])
 
 
 @dataclass
@@ -256,12 +304,12 @@ class Network:
     def resume(self, i: int, part: Part) -> None:
         os.kill(self.participants[i].processes[part].pid, signal.SIGCONT)
 
-    def partition(self, i: int) -> None:
+    async def partition(self, i: int) -> None:
         """Cut participant i off from every other (netns backend)."""
-        self.backend.partition(i)
+        await self.backend.partition(i)
 
-    def heal(self, i: int) -> None:
-        self.backend.heal(i)
+    async def heal(self, i: int) -> None:
+        await self.backend.heal(i)
 
     def log_tail(self, i: int, part: Part, lines: int = 25) -> str:
         path = self.log_path(i, part)

@@ -147,6 +147,9 @@ class LimitsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # TA -> executor: connecting, and the longest silence while a response streams.
     executor_connect_timeout_s: Seconds = 5.0
     executor_read_timeout_s: Seconds = 300.0
+    # Executors tried for one request: another is chosen (by weight, among those not tried)
+    # when one cannot be reached or answers 503 (it did nothing: no ML node, no chain).
+    executor_attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 3
     # Executor -> ML node, likewise.
     mlnode_connect_timeout_s: Seconds = 5.0
     mlnode_read_timeout_s: Seconds = 300.0

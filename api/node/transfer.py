@@ -22,6 +22,13 @@ MsgStartInference is queued once the executor has accepted the request (its answ
 are a 200): an executor that refuses (no ML node, 503) or fails (502) costs the developer
 nothing, not even a temporary escrow. The Start may then reach the chain after the executor's
 Finish; the chain takes them in either order.
+
+An executor that did nothing with the request (it could not be reached, or answered 503: no ML
+node, its chain node down) is passed over for another, chosen by weight among those not tried,
+up to `executor_attempts` in all; the developer sees the last refusal only when every attempt
+failed. Each attempt is signed for its executor; the inference id (the developer's signature)
+stays the same, so the chain can never record two executions of one request. A read timeout or
+a broken answer is not retried: the executor may have done the work.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ import httpx
 import msgspec
 import trio
 
+from api.mlnodes import NoMlNode
+from api.node.chain_state import ChainSnapshot
 from api.node.context import ApiNode
 from api.node.errors import (
     ExecutorFailed,
@@ -50,6 +59,8 @@ from api.node.executor import open_execution
 from api.routing import choose, eligible
 from api.signing import (
     TA_SIGNATURE,
+    ChatRequest,
+    VerifiedRequest,
     VerifiedTransfer,
     check_timestamp,
     parse_chat_request,
@@ -113,54 +124,89 @@ async def handle_transfer(node: ApiNode, headers: Mapping[str, str], body: bytes
     node.reserved[developer] += escrow
     stack.callback(_unreserve, node, developer, escrow)
     try:
-        executor = choose(eligible(snapshot.members, chat.model,
-                                   poc_running=snapshot.epoch.poc_running),
-                          node.rng, chat.model, snapshot.epoch.poc_running).address
-        transfer_headers = sign_transfer(node.resolved.signer, verified, executor, chat.model)
-        start = MsgStartInference(
-            transfer_agent=node.account, inference_id=verified.inference_id,
-            requested_by=developer, requester_pubkey=verified.signature.requester_pubkey,
-            executor=executor, model=chat.model, prompt_hash=verified.prompt_hash,
-            prompt_tokens=prompt_tokens, max_tokens=max_tokens,
-            request_timestamp_ns=verified.timestamp_ns,
-            transfer_signature=_signature(transfer_headers))
-        if executor == node.account:
-            transfer = VerifiedTransfer(request=verified, executor=executor, model=chat.model,
-                                        transfer_signature=start.transfer_signature,
-                                        signed_by=node.resolved.signer.public_key, chat=chat)
-            execution = await open_execution(node, transfer, body)
-            stack.push_async_callback(execution.aclose)
-            node.sender.submit(start)
-            if not execution.streamed:
-                await _close(stack)
-                return Relay(200, execution.content_type, execution.developer_body,
-                             {"X-Executor-Address": executor})
-            return Relay(200, execution.content_type, _relay(execution.chunks(), stack),
-                         {"X-Executor-Address": executor})
-        url = snapshot.participants[executor].inference_url.rstrip("/")
-        response = await _forward(node, executor, f"{url}/v1/chat/completions", body,
-                                  {**verified.signature.headers(), **transfer_headers})
-        stack.push_async_callback(response.aclose)
-        if response.status_code != 200:
-            relay = await _refusal(executor, response)
-            await _close(stack)
-            return relay
-        node.sender.submit(start)
-        content_type = response.headers.get("content-type", "application/json")
-        if not content_type.startswith("text/event-stream"):
-            # A JSON answer is relayed whole, with its length: cheaper for both ends than a
-            # chunked stream, and an executor that breaks off mid-body is a clean 502.
+        candidates = eligible(snapshot.members, chat.model,
+                              poc_running=snapshot.epoch.poc_running)
+        for attempt in range(node.limits.executor_attempts):
+            executor = choose(candidates, node.rng, chat.model,
+                              snapshot.epoch.poc_running).address
             try:
-                whole = b"".join([chunk async for chunk in response.aiter_raw()])
-            except httpx.HTTPError as e:
-                raise ExecutorFailed(executor, f"the answer broke off: {e}") from None
-            await _close(stack)
-            return Relay(200, content_type, whole, {"X-Executor-Address": executor})
-        return Relay(200, content_type, _relay(response.aiter_raw(), stack),
-                     {"X-Executor-Address": executor})
+                return await _attempt(node, snapshot, verified, chat, body, executor,
+                                      prompt_tokens, max_tokens, stack)
+            except _TryAnother as e:
+                candidates = [c for c in candidates if c.address != executor]
+                log.info("inference %s: executor %s did nothing (%s)%s",
+                         verified.inference_id.hex()[:16], executor, e.failure,
+                         "; trying another" if candidates else "")
+                if not candidates or attempt + 1 == node.limits.executor_attempts:
+                    raise e.failure from None
+        raise AssertionError("unreachable")
     except BaseException:
         await _close(stack)
         raise
+
+
+class _TryAnother(Exception):
+    """The executor did nothing with the request (unreachable, or a 503): another may."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+async def _attempt(node: ApiNode, snapshot: ChainSnapshot, verified: VerifiedRequest,
+                   chat: ChatRequest, body: bytes, executor: str, prompt_tokens: int,
+                   max_tokens: int, stack: AsyncExitStack) -> Relay:
+    """The request sent to `executor` (signed for it), its Start queued once it accepted."""
+    developer = verified.requester
+    transfer_headers = sign_transfer(node.resolved.signer, verified, executor, chat.model)
+    start = MsgStartInference(
+        transfer_agent=node.account, inference_id=verified.inference_id,
+        requested_by=developer, requester_pubkey=verified.signature.requester_pubkey,
+        executor=executor, model=chat.model, prompt_hash=verified.prompt_hash,
+        prompt_tokens=prompt_tokens, max_tokens=max_tokens,
+        request_timestamp_ns=verified.timestamp_ns,
+        transfer_signature=_signature(transfer_headers))
+    if executor == node.account:
+        transfer = VerifiedTransfer(request=verified, executor=executor, model=chat.model,
+                                    transfer_signature=start.transfer_signature,
+                                    signed_by=node.resolved.signer.public_key, chat=chat)
+        try:
+            execution = await open_execution(node, transfer, body)
+        except NoMlNode as e:
+            raise _TryAnother(Unavailable(f"executor {executor}: {e}")) from None
+        stack.push_async_callback(execution.aclose)
+        node.sender.submit(start)
+        if not execution.streamed:
+            await _close(stack)
+            return Relay(200, execution.content_type, execution.developer_body,
+                         {"X-Executor-Address": executor})
+        return Relay(200, execution.content_type, _relay(execution.chunks(), stack),
+                     {"X-Executor-Address": executor})
+    url = snapshot.participants[executor].inference_url.rstrip("/")
+    response = await _forward(node, executor, f"{url}/v1/chat/completions", body,
+                              {**verified.signature.headers(), **transfer_headers})
+    if response.status_code != 200:
+        try:
+            relay = await _refusal(executor, response)
+        except Unavailable as e:
+            raise _TryAnother(e) from None
+        finally:
+            await response.aclose()
+        return relay
+    stack.push_async_callback(response.aclose)
+    node.sender.submit(start)
+    content_type = response.headers.get("content-type", "application/json")
+    if not content_type.startswith("text/event-stream"):
+        # A JSON answer is relayed whole, with its length: cheaper for both ends than a
+        # chunked stream, and an executor that breaks off mid-body is a clean 502.
+        try:
+            whole = b"".join([chunk async for chunk in response.aiter_raw()])
+        except httpx.HTTPError as e:
+            raise ExecutorFailed(executor, f"the answer broke off: {e}") from None
+        await _close(stack)
+        return Relay(200, content_type, whole, {"X-Executor-Address": executor})
+    return Relay(200, content_type, _relay(response.aiter_raw(), stack),
+                 {"X-Executor-Address": executor})
 
 
 def _signature(transfer_headers: dict[str, str]) -> bytes:
@@ -189,8 +235,12 @@ async def _forward(node: ApiNode, executor: str, url: str, body: bytes,
                                       headers={**headers, "Content-Type": "application/json"})
     try:
         return await node.http.send(request, stream=True)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+        # Nothing was sent: another executor may take it.
+        raise _TryAnother(ExecutorFailed(
+            executor, f"{url} unreachable: {type(e).__name__}: {e}")) from None
     except httpx.HTTPError as e:
-        raise ExecutorFailed(executor, f"{url} unreachable: {type(e).__name__}: {e}") from None
+        raise ExecutorFailed(executor, f"{url} failed: {type(e).__name__}: {e}") from None
 
 
 async def _refusal(executor: str, response: httpx.Response) -> Relay:

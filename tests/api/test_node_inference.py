@@ -102,7 +102,8 @@ class SteeredRandom(random.Random):
         self.forced: int | None = None
 
     def randrange(self, *args, **kwargs) -> int:  # type: ignore[override]
-        if self.forced is not None:
+        # Forced only while it names a candidate (a second choice among fewer is random).
+        if self.forced is not None and self.forced < args[0]:
             return self.forced
         return super().randrange(*args, **kwargs)
 
@@ -461,6 +462,24 @@ async def test_a_developer_the_estimate_is_too_much_for_is_served_on_the_real_co
     record = await finished_record(network, r.json()["id"])
     assert record["escrow"] == (prompt_tokens + 50) * PRICE
     assert await balance(network, DEV_POOR) == before - record["actual_cost"]
+
+
+@pytest.mark.parametrize(("ta", "drained"), [(0, 1), (1, 0)])
+async def test_an_executor_without_an_ml_node_is_passed_over_for_another(network, ta, drained):
+    # Given host `drained` with no ML node free (it would answer 503), chosen first by `ta`,
+    network.hosts[drained].pool.drained = True
+    steer(network, ta, drained)
+    try:
+        # when the developer asks `ta` for a completion,
+        r = await post_signed(network, ta, chat_body(), key=DEV)
+    finally:
+        steer(network, ta, None)
+        network.hosts[drained].pool.drained = False
+    # then the other host executes it and the chain records that one as the executor.
+    assert r.status_code == 200, r.text
+    other = network.hosts[1 - drained].address
+    assert r.headers["x-executor-address"] == other
+    assert (await finished_record(network, r.json()["id"]))["executor"] == other
 
 
 async def test_a_stream_is_relayed_and_the_escrow_then_the_refund_move(network):
