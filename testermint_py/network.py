@@ -49,7 +49,7 @@ from chain.crypto.secp256k1 import PrivateKey
 from chain.node.config import NodeConfig, P2PConfig, RpcConfig
 from chain.node.home import NodeHome
 from chain.node.setup import init_home, node_key, read_genesis, validator_key, write_genesis
-from chain.rpc.client import RpcClient
+from chain.rpc.client import RpcClient, RpcError
 from chain.types.genesis import ConsensusParams, GenesisAccount, GenesisValidator
 from testermint_py.cluster import TEST_CONSENSUS, free_ports, gonka_command
 from testermint_py.mock_mlnode import MockScript
@@ -387,15 +387,21 @@ class Network:
             raise NetworkError(f"the network did not come up:\n{self._logs()}")
 
     async def each_block(self, check: Callable[[], Awaitable[Any]], *, i: int = 0,
-                         what: str = "a condition") -> Any:
+                         what: str | Callable[[], str] = "a condition") -> Any:
         """`check()`'s first truthy answer, asked now and after every new block of node i."""
         with trio.move_on_after(HANG_GUARD_S):
-            async with self.rpc(i) as rpc, rpc.events(types=("none",)) as frames:
-                if answer := await check():
-                    return answer
-                async for _ in frames:
-                    if answer := await check():
-                        return answer
+            while True:
+                try:
+                    async with self.rpc(i) as rpc, rpc.events(types=("none",)) as frames:
+                        if answer := await check():
+                            return answer
+                        async for _ in frames:
+                            if answer := await check():
+                                return answer
+                except (httpx.HTTPError, OSError, RpcError):
+                    # Node i (or what `check` asks) is starting or restarting: ask again.
+                    await trio.sleep(0.1)
+        what = what() if callable(what) else what
         raise NetworkError(f"gave up waiting for {what}:\n{self._logs()}")
 
     async def wait_height(self, height: int, *, i: int = 0) -> int:

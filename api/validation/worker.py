@@ -34,8 +34,10 @@ Only then is the block marked processed. Duties are carried out concurrently (at
 4. score with `chain.types.inference_scoring.score`, send MsgValidation(similarity_ppm).
 
 Who is at fault decides what happens when something goes wrong:
-* the executor: it cannot be reached, or answers an error, `fetch_attempts` times in a row (with
-  backoff), or its payload does not match the chain's hashes or cannot be read, or the replay
+* the executor: it refuses the payload request (a 4xx: no such payload, not a validator)
+  `fetch_attempts` times in a row, or cannot be reached or answers 5xx for `payload_patience_s`
+  (with backoff: an executor that is restarting, or whose chain node is, gets that long to come
+  back), or its payload does not match the chain's hashes or cannot be read, or the replay
   refuses its output (400) -> a *failing* validation (similarity 0) is sent: an executor that
   does not serve its payload to the chosen validator cannot be checked and must not be paid for
   it (the reference sent nothing, or even 1 for "model not supported");
@@ -128,6 +130,7 @@ class ValidationWorker:
                  http: httpx.AsyncClient | None = None,
                  mlnode_headers: Callable[[str], Mapping[str, str]] | None = None,
                  fetch_attempts: int = 3, fetch_timeout_s: float = 30.0,
+                 payload_patience_s: float = 60.0,
                  replay_timeout_s: float = 300.0, retry_delay: float = 0.1,
                  max_retry_delay: float = 5.0, max_concurrent: int = 4,
                  start_height: int | None = None) -> None:
@@ -143,6 +146,7 @@ class ValidationWorker:
         self._http = http
         self._mlnode_headers = mlnode_headers or (lambda node_id: {})
         self.fetch_attempts = fetch_attempts
+        self.payload_patience_s = payload_patience_s
         self.fetch_timeout_s = fetch_timeout_s
         self.replay_timeout_s = replay_timeout_s
         self.retry_delay = retry_delay
@@ -376,13 +380,13 @@ class ValidationWorker:
         return to_ppm(result.similarity)
 
     async def _fetch(self, record: InferenceRecord) -> Payload:
-        """The executor's payload; _ExecutorFault after `fetch_attempts` failures."""
+        """The executor's payload; _ExecutorFault after `fetch_attempts` refusals in a row, or
+        when it has been unreachable (or answering 5xx) for `payload_patience_s`."""
         delay = self.retry_delay
-        last = ""
-        for attempt in range(self.fetch_attempts):
-            if attempt:
-                await trio.sleep(delay)  # pacing a retry, not waiting for a state
-                delay = min(delay * 2, self.max_retry_delay)
+        first = trio.current_time()
+        refusals = attempt = 0
+        while True:
+            attempt += 1
             try:
                 url = await self._executor_url(record.executor)
                 headers = sign_payload_request(self.signer, record.id, self.account,
@@ -396,12 +400,22 @@ class ValidationWorker:
                     except (msgspec.DecodeError, msgspec.ValidationError) as e:
                         raise _ExecutorFault(f"the payload does not decode: {e}") from None
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
+                refused = 400 <= r.status_code < 500 and r.status_code not in (408, 429)
             except (httpx.HTTPError, OSError, trio.TooSlowError) as e:
                 last = f"{type(e).__name__}: {e}"
+                refused = False
+            refusals = refusals + 1 if refused else 0
             log.info("payload of %s from %s, attempt %d: %s", record.id.hex()[:16],
-                     record.executor, attempt + 1, last)
-        raise _ExecutorFault(f"the executor did not serve the payload in {self.fetch_attempts} "
-                             f"attempts (last: {last})")
+                     record.executor, attempt, last)
+            if refusals >= self.fetch_attempts:
+                raise _ExecutorFault(f"the executor refused the payload {refusals} times "
+                                     f"(last: {last})")
+            waited = trio.current_time() - first
+            if not refused and waited >= self.payload_patience_s:
+                raise _ExecutorFault(f"the executor did not serve the payload in {waited:.0f} s "
+                                     f"({attempt} attempts; last: {last})")
+            await trio.sleep(delay)  # pacing a retry, not waiting for a state
+            delay = min(delay * 2, self.max_retry_delay)
 
     async def _token_id(self, url: str, headers: dict[str, str], model: str, text: str) -> int:
         body = {"model": model, "prompt": text, "add_special_tokens": False}
