@@ -230,10 +230,12 @@ class Network:
 
     @classmethod
     @asynccontextmanager
-    async def create(cls, root: Path, n: int = 3, *, start: bool = True, **options: Any
-                     ) -> AsyncIterator[Network]:
+    async def create(cls, root: Path, n: int = 3, *, start: bool = True,
+                     check_on_exit: bool = True, **options: Any) -> AsyncIterator[Network]:
         """`build`, then (unless `start` is false) every process started and answering; the
-        backend set up before and torn down after, every process stopped on exit."""
+        backend set up before and torn down after, every process stopped on exit. A scenario
+        that ends without an error is followed by `check_invariants()` over the chain nodes
+        still running (unless `check_on_exit` is false)."""
         backend = options.pop("backend", None) or Backend()
         async with backend:
             net = cls.build(root, n, backend=backend, **options)
@@ -242,6 +244,8 @@ class Network:
                     net.start_all()
                     await net.wait_up()
                 yield net
+                if check_on_exit and any(p.running("chain") for p in net.participants):
+                    await net.check_invariants()
             finally:
                 net.stop_all()
 
