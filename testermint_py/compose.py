@@ -179,7 +179,7 @@ def _service(net: Network, p: Participant, part: Part, image: str, user: str) ->
     service: dict[str, Any] = {
         "image": image,
         # `$` would be compose's variable interpolation.
-        "command": [arg.replace("$", "$$") for arg in container_argv(net._argv(p, part))],
+        "command": [arg.replace("$", "$$") for arg in container_argv(net.argv(p, part))],
         "user": user,
         "environment": {"PYTHONUNBUFFERED": "1", "HOME": "/tmp"},
         "volumes": [{"type": "bind", "source": str(net.root), "target": str(net.root)}],

@@ -251,7 +251,8 @@ class Network:
 
     # -- processes -----------------------------------------------------------------------------
 
-    def _argv(self, p: Participant, part: Part) -> list[str]:
+    def argv(self, p: Participant, part: Part) -> list[str]:
+        """The command line of participant p's `part` (before the backend's prefix)."""
         if part == "chain":
             return [*gonka_command(), "chain", "start", "--home", str(p.chain_home.root)]
         if part == "mock":
@@ -274,7 +275,7 @@ class Network:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "ab") as log:
                 p.processes[part] = subprocess.Popen(
-                    self.backend.command(i, self._argv(p, part)), stdout=log,
+                    self.backend.command(i, self.argv(p, part)), stdout=log,
                     stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def stop(self, i: int, parts: Sequence[Part] = PARTS[::-1], *, kill: bool = False) -> None:
@@ -307,6 +308,13 @@ class Network:
 
     def resume(self, i: int, part: Part) -> None:
         os.kill(self.participants[i].processes[part].pid, signal.SIGCONT)
+
+    def docker_compose(self, path: Path, **options: Any) -> Path:
+        """This network as a compose file at `path` (testermint_py.compose: one service per
+        process; build the network with `compose.ComposeBackend` for its addresses)."""
+        from testermint_py.compose import write_compose
+
+        return write_compose(self, path, **options)
 
     async def partition(self, i: int) -> None:
         """Cut participant i off from every other (netns backend)."""

@@ -47,7 +47,7 @@ def compose(net: Network, tmp_path: Path) -> dict:
 
 def expected_command(net: Network, i: int, part: str) -> list[str]:
     """The process backend's argv for the part, its interpreter swapped for the image's."""
-    argv = net._argv(net.participants[i], part)
+    argv = net.argv(net.participants[i], part)
     if part == "mock":
         return ["python", *argv[1:]]
     return ["gonka", *argv[len(gonka_command()):]]
