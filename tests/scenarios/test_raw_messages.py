@@ -5,12 +5,21 @@ acts as the transfer agent and participant 1 as the executor, signing their own 
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
 
-from api.signing import request_signature
+from api.signing import (
+    AUTHORIZATION,
+    TA_SIGNATURE,
+    request_signature,
+    sign_request,
+    sign_transfer,
+    verify_developer,
+)
 from chain.crypto.hashing import blake3_256
+from chain.rpc.client import RpcError
 from chain.types.inference import execution_sign_bytes, transfer_sign_bytes
 from chain.types.msgs import MsgFinishInference, MsgStartInference
 from testermint_py.faults import send_tx
@@ -112,3 +121,37 @@ async def test_a_finish_may_come_before_its_start(net):
     assert stored["status"] == "finished"
     assert (stored["prompt_tokens"], stored["completion_tokens"]) == (10, 5)
     assert await net.balance(dev) == before - stored["actual_cost"]
+
+
+async def test_an_executor_serves_a_request_its_transfer_agent_signed(net):
+    """Items 9-10: a request sent straight to the executor's API with the transfer agent's
+    signature is served and finished on chain; a corrupted developer or transfer signature is
+    a 401."""
+    dev, ta, ex = net.developers[0], net.participants[TA], net.participants[EXECUTOR]
+    body = b'{"model": "%s", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}' \
+        % MODEL.encode()
+    verified = verify_developer(sign_request(dev, body, ta.account, time.time_ns()), body,
+                                ta.account)
+    headers = {**verified.signature.headers(),
+               **sign_transfer(ta.key, verified, ex.account, MODEL),
+               "Content-Type": "application/json"}
+    url = f"{ex.public_url}/v1/chat/completions"
+    for name in (AUTHORIZATION, TA_SIGNATURE):
+        bad = dict(headers)
+        raw = base64.b64decode(bad[name])
+        bad[name] = base64.b64encode(corrupt(raw)).decode()
+        r = await net._http("POST", url, content=body, headers=bad)
+        assert r.status_code == 401, (name, r.text)
+    r = await net._http("POST", url, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == verified.inference_id.hex()
+
+    async def finished() -> dict | None:
+        try:
+            stored = await net.query("inference/inference", id=verified.inference_id.hex())
+        except RpcError:
+            return None
+        return stored if stored["executor"] == ex.account and stored.get(
+            "response_hash") else None
+    stored = await net.each_block(finished, what="the executor's finish")
+    assert stored["transfer_agent"] == ta.account
