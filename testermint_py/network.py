@@ -51,6 +51,7 @@ from chain.node.home import NodeHome
 from chain.node.setup import init_home, node_key, read_genesis, validator_key, write_genesis
 from chain.rpc.client import RpcClient, RpcError
 from chain.types.genesis import ConsensusParams, GenesisAccount, GenesisValidator
+from testermint_py.clients import AdminClient, PublicClient
 from testermint_py.cluster import TEST_CONSENSUS, free_ports, gonka_command
 from testermint_py.mock_mlnode import MockScript
 
@@ -351,6 +352,15 @@ class Network:
         options.setdefault("timeout", 60)
         return gonka_async_http_client(self.developers[developer], p.public_url,
                                        transfer_address=p.account, **options)
+
+    def admin_client(self, i: int) -> AdminClient:
+        """Participant i's admin server, typed (testermint_py.clients)."""
+        p = self.participants[i]
+        return AdminClient(p.admin_url, ADMIN_TOKEN if p.address != "127.0.0.1" else None)
+
+    def public_client(self, i: int) -> PublicClient:
+        """Participant i's public read endpoints, typed."""
+        return PublicClient(self.participants[i].public_url)
 
     async def admin(self, i: int, method: str, path: str, body: Any = None) -> httpx.Response:
         """An admin-server request to participant i (`path` under /admin/v1/)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import msgspec
 from quart import Blueprint, Response
 
-from api.broker.broker import Broker, DuplicateNode, UnknownNode
+from api.broker.broker import Broker, DuplicateNode, NodeView, UnknownNode
 from api.broker.state import NodeSpec
 from api.jsonhttp import answer_bad_bodies, error_response, json_response, read_body
 
@@ -32,7 +32,7 @@ class Refusal(msgspec.Struct, frozen=True):
 
 
 class BatchAdded(msgspec.Struct, frozen=True):
-    added: list
+    added: list[NodeView]
     refused: list[Refusal]
 
 
