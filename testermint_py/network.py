@@ -50,7 +50,7 @@ from chain.node.config import NodeConfig, P2PConfig, RpcConfig
 from chain.node.home import NodeHome
 from chain.node.setup import init_home, node_key, read_genesis, validator_key, write_genesis
 from chain.rpc.client import RpcClient, RpcError
-from chain.types.genesis import ConsensusParams, GenesisAccount, GenesisValidator
+from chain.types.genesis import ConsensusParams, Genesis, GenesisAccount, GenesisValidator
 from testermint_py.clients import AdminClient, PublicClient
 from testermint_py.cluster import TEST_CONSENSUS, free_ports, gonka_command
 from testermint_py.mock_mlnode import MockScript
@@ -221,13 +221,14 @@ class Network:
               params: dict[str, dict] | None = None,
               consensus: ConsensusParams = TEST_CONSENSUS, developers: int = 1,
               developer_funds: int = FUNDS, chain_id: str = "testermint-1",
-              backend: Backend | None = None) -> Network:
+              backend: Backend | None = None, joiners: int = 0) -> Network:
         """The network's homes under `root`: n participants (`specs` per participant, or the
         default), one genesis; nothing started. `params` updates the devnet profile per module
-        (TEST_EPOCHS unless `epochs` is given)."""
+        (TEST_EPOCHS unless `epochs` is given); `joiners` accounts are funded in the genesis for
+        hosts that `join` later."""
         specs = list(specs) if specs is not None else [ParticipantSpec() for _ in range(n)]
         return _build(Path(root), specs, params or {}, consensus, developers, developer_funds,
-                      chain_id, backend or Backend())
+                      chain_id, backend or Backend(), joiners)
 
     @classmethod
     @asynccontextmanager
@@ -294,6 +295,19 @@ class Network:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def join(self, spec: ParticipantSpec | None = None) -> int:
+        """A new host joining the running network (a `joiners` account of the genesis): its
+        chain node (not a validator: it syncs the chain from its peers), its mock ML node and
+        its API node, which registers it with its consensus key so that it can take part in the
+        next PoC. Started; its index."""
+        i = len(self.participants)
+        p = _participant(self.root, i, spec or ParticipantSpec(), participant_key(i),
+                         self.chain_id, self.backend)
+        _configure(p, read_genesis(self.participants[0].chain_home), self.participants)
+        self.participants.append(p)
+        self.start(i)
+        return i
 
     def start_all(self) -> None:
         for i in range(len(self.participants)):
@@ -514,26 +528,19 @@ class Network:
 
 def _build(root: Path, specs: list[ParticipantSpec], params: dict[str, dict],
            consensus: ConsensusParams, developers: int, developer_funds: int, chain_id: str,
-           backend: Backend) -> Network:
-    keys = [PrivateKey(bytes([100 + i]) * 32) for i in range(len(specs))]
+           backend: Backend, joiners: int) -> Network:
+    keys = [participant_key(i) for i in range(len(specs))]
     devs = [PrivateKey(bytes([200 + i]) * 32) for i in range(developers)]
-    participants: list[Participant] = []
-    for i, (spec, key) in enumerate(zip(specs, keys, strict=True)):
-        address, ports = backend.address(i), backend.ports(i)
-        config = NodeConfig(moniker=f"p{i}", p2p=P2PConfig(listen=f"{address}:{ports['p2p']}",
-                                                           dial_backoff_max_s=0.5),
-                            rpc=RpcConfig(listen=f"{address}:{ports['rpc']}"))
-        home = init_home(root / f"p{i}" / "chain", chain_id, moniker=f"p{i}", config=config,
-                         profile="devnet")
-        participants.append(Participant(
-            index=i, key=key, spec=spec, chain_home=home, address=address, ports=ports,
-            api_home=root / f"p{i}" / "api", api_config=root / f"p{i}" / "api.json",
-            mock_script=root / f"p{i}" / "mock.json"))
+    participants = [_participant(root, i, spec, key, chain_id, backend)
+                    for i, (spec, key) in enumerate(zip(specs, keys, strict=True))]
     genesis = read_genesis(participants[0].chain_home)
     app_params = {k: dict(v) for k, v in genesis.app_params.items()}
     for module, values in {"epochs": TEST_EPOCHS, **params}.items():
         app_params[module] = {**app_params.get(module, {}), **values}
     accounts = [GenesisAccount(address=p.account, balance=p.spec.balance) for p in participants]
+    # Hosts that join later (Network.join) are funded now, as an operator's faucet would.
+    accounts += [GenesisAccount(address=participant_key(len(specs) + j).address, balance=FUNDS)
+                 for j in range(joiners)]
     accounts += [GenesisAccount(address=k.address, balance=developer_funds) for k in devs]
     genesis = msgspec.structs.replace(
         genesis, chain_id=chain_id, consensus=consensus, app_params=app_params,
@@ -543,21 +550,46 @@ def _build(root: Path, specs: list[ParticipantSpec], params: dict[str, dict],
                          for p in participants),
         accounts=tuple(accounts))
     genesis.validate()
-    ids = [node_key(p.chain_home).id.hex() for p in participants]
     for p in participants:
-        write_genesis(p.chain_home, genesis)
-        peers = ", ".join(f'"{ids[q.index]}@{q.address}:{q.ports["p2p"]}"'
-                          for q in participants if q is not p)
-        text = p.chain_home.config_file.read_text()
-        p.chain_home.config_file.write_text(text.replace("persistent_peers = []",
-                                                         f"persistent_peers = [{peers}]"))
-        p.mock_script.write_bytes(msgspec.json.encode(p.spec.mock))
-        key_file = p.api_config.parent / "signer.key"
-        key_file.write_text(p.key.secret.hex())
-        key_file.chmod(0o600)
-        p.api_config.write_text(json.dumps(_api_config(p, key_file), indent=2))
+        _configure(p, genesis, participants)
     return Network(root, chain_id, participants, devs, backend,
                    sum(a.balance for a in accounts))
+
+
+def participant_key(i: int) -> PrivateKey:
+    """Participant i's account key (deterministic: a scenario can name a joiner in advance)."""
+    return PrivateKey(bytes([100 + i]) * 32)
+
+
+def _participant(root: Path, i: int, spec: ParticipantSpec, key: PrivateKey, chain_id: str,
+                 backend: Backend) -> Participant:
+    """Participant i's chain home (node key, consensus key, config) and its file paths."""
+    address, ports = backend.address(i), backend.ports(i)
+    config = NodeConfig(moniker=f"p{i}", p2p=P2PConfig(listen=f"{address}:{ports['p2p']}",
+                                                       dial_backoff_max_s=0.5),
+                        rpc=RpcConfig(listen=f"{address}:{ports['rpc']}"))
+    home = init_home(root / f"p{i}" / "chain", chain_id, moniker=f"p{i}", config=config,
+                     profile="devnet")
+    return Participant(index=i, key=key, spec=spec, chain_home=home, address=address,
+                       ports=ports, api_home=root / f"p{i}" / "api",
+                       api_config=root / f"p{i}" / "api.json",
+                       mock_script=root / f"p{i}" / "mock.json")
+
+
+def _configure(p: Participant, genesis: Genesis, others: Sequence[Participant]) -> None:
+    """Write p's genesis, its peers (every other participant), its mock script, its API
+    node's config and signer key file."""
+    write_genesis(p.chain_home, genesis)
+    peers = ", ".join(f'"{node_key(q.chain_home).id.hex()}@{q.address}:{q.ports["p2p"]}"'
+                      for q in others if q is not p)
+    text = p.chain_home.config_file.read_text()
+    p.chain_home.config_file.write_text(text.replace("persistent_peers = []",
+                                                     f"persistent_peers = [{peers}]"))
+    p.mock_script.write_bytes(msgspec.json.encode(p.spec.mock))
+    key_file = p.api_config.parent / "signer.key"
+    key_file.write_text(p.key.secret.hex())
+    key_file.chmod(0o600)
+    p.api_config.write_text(json.dumps(_api_config(p, key_file), indent=2))
 
 
 def _api_config(p: Participant, key_file: Path) -> dict:
