@@ -12,6 +12,7 @@ backend of the harness; the API node and ML node join it in a later issue.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -39,12 +40,31 @@ TEST_CONSENSUS = ConsensusParams(
 )
 
 
+# Ports handed out for servers: below Linux's ephemeral range (32768-60999 by default), so that
+# no outgoing connection of any process can take one between `free_ports` and the server's bind
+# (port 0 would pick from the ephemeral range: a race that showed as "Address already in use").
+_SERVER_PORTS = range(20_000, 32_000)
+
+
 def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
+    """n distinct ports free on 127.0.0.1 now, outside the ephemeral range."""
+    rng = random.Random()
+    ports: list[int] = []
+    socks = []
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
+        while len(ports) < n:
+            port = rng.choice(_SERVER_PORTS)
+            if port in ports:
+                continue
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(port)
+        return ports
     finally:
         for s in socks:
             s.close()
