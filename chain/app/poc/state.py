@@ -59,6 +59,12 @@ def validations(store: KVReader, epoch: int, participant: str) -> list[PocValida
             for _, v in scan_prefix(store, VALIDATION + u64(epoch) + participant.encode())]
 
 
+def voters(store: KVReader, epoch: int) -> set[str]:
+    """The validators that sent at least one PoC validation for `epoch` (about anyone)."""
+    return {msgspec.msgpack.decode(v, type=PocValidationRecord).validator
+            for _, v in scan_prefix(store, VALIDATION + u64(epoch))}
+
+
 def prune_before(store: Overlay, epoch: int) -> None:
     """Delete the commits and validations of every epoch < `epoch`."""
     for prefix in (COMMIT, VALIDATION):

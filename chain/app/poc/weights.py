@@ -3,9 +3,14 @@
 For epoch N = E+1 (E effective), in address order, a host gets
   preserved  = the weight of its ML nodes that kept serving inference through this PoC
                (poc_slot nodes of E; none when E is genesis)
-  + count    = its last MsgPocCommit count, if accepted: validators of E other than itself
-               holding more than half of E's weight *without itself* said "no fraud" (accepted
-               without votes when no one else holds weight, e.g. a single-validator network)
+  + count    = its last MsgPocCommit count, if accepted: the validators of E other than
+               itself that took part in this PoC's validation (sent a verdict about anyone)
+               hold at least half of the others' weight (quorum), and those of them holding
+               more than half of *their* weight said "no fraud" (accepted without votes when
+               no one else holds weight, e.g. a single-validator network). A validator that
+               sent no verdict at all thus cannot veto everyone by its silence: with three
+               equal hosts, one ML node down would otherwise refuse every commit and carry
+               the old group over, the silent host's weight included
 and then `collateral.adjust_weight`, then the power cap (poc.cap). Excluded: non-participants,
 hosts INVALID now, hosts whose consensus key is tombstoned (double signing: they must register a
 new key), and hosts with no seed commitment for N (they could not be held to their
@@ -44,13 +49,16 @@ from chain.store.kv import KVReader
 SLOT_DOMAIN = b"gonka/poc-slot/v1\x00"
 
 
-def accepted(store: KVReader, epoch: int, participant: str,
-             current: dict[str, int]) -> tuple[bool, int, int]:
-    """(accepted, no-fraud weight, weight of the others) for `participant`'s commit."""
+def accepted(store: KVReader, epoch: int, participant: str, current: dict[str, int],
+             voters: set[str]) -> tuple[bool, int, int]:
+    """(accepted, no-fraud weight, weight of the others that voted in this PoC) for
+    `participant`'s commit; `voters` = `state.voters(store, epoch)`."""
     others = sum(w for a, w in current.items() if a != participant)
+    voting = sum(w for a, w in current.items() if a != participant and a in voters)
     honest = sum(current.get(v.validator, 0) for v in state.validations(store, epoch, participant)
                  if not v.fraud and v.validator != participant)
-    return (others == 0 or 2 * honest > others), honest, others
+    quorum = 2 * voting >= others and voting > 0
+    return (others == 0 or (quorum and 2 * honest > voting)), honest, voting
 
 
 def preserved_weights(store: KVReader, previous: int) -> dict[str, int]:
@@ -104,6 +112,7 @@ def form_group(ctx: Context, new: int) -> None:
     current = epochs.weights(store, previous)
     preserved = preserved_weights(store, previous)
     commits = {c.participant: c for c in state.commits(store, new)}
+    voted = state.voters(store, new)
     raw: dict[str, int] = {}
     for address in sorted(set(preserved) | set(commits)):
         participant = get_participant(store, address)
@@ -122,9 +131,9 @@ def form_group(ctx: Context, new: int) -> None:
         weight = preserved.get(address, 0)
         commit = commits.get(address)
         if commit is not None:
-            ok, honest, others = accepted(store, new, address, current)
+            ok, honest, voting = accepted(store, new, address, current, voted)
             ctx.emit("poc_commit_verdict", epoch=new, participant=address, count=commit.count,
-                     accepted=ok, honest_weight=honest, others_weight=others)
+                     accepted=ok, honest_weight=honest, others_weight=voting)
             if ok:
                 weight += commit.count
         if weight > 0:

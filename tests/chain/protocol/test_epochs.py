@@ -59,15 +59,36 @@ def test_a_fraud_minority_does_not_remove_a_host(net, hosts):
     assert net.weights(epoch)[hosts[0].address] == 50
 
 
-def test_without_votes_of_more_than_half_the_other_weight_a_commit_is_refused(net, hosts):
-    # Given only hosts 0 and 1 validate (20 of the 40 weight the others hold for each)
+def test_a_commit_needs_voters_with_half_the_other_weight_and_their_majority(net, hosts):
+    # Given only hosts 0 and 1 validate (each of weight 10 of the genesis' 50),
     epoch = net.epoch({h: 100 for h in hosts}, validators=hosts[:2])
     weights = net.weights(epoch)
-    # Then hosts 2..4 got 2 x 10 = 20 of 40 "no fraud": not more than half, refused; hosts 0
-    # and 1 each had one voter (10 of 40): refused too. No one is accepted, so the genesis
-    # group carries over.
+    # then hosts 2..4 had voters holding 20 of the others' 40 (a quorum: at least half) and
+    # all of them said "no fraud": accepted; hosts 0 and 1 each had one voter (10 of 40): no
+    # quorum, refused. The silent three do not veto the others by their silence.
+    assert weights == {h.address: 100 for h in hosts[2:]}
+    assert net.validator_powers() == weights
+
+
+def test_without_a_quorum_of_voters_no_commit_is_accepted(net, hosts):
+    # Given only host 0 validates (10 of the 40 the others hold, for each of hosts 1..4),
+    epoch = net.epoch({h: 100 for h in hosts}, validators=hosts[:1])
+    weights = net.weights(epoch)
+    # then nobody is accepted and the genesis group carries over.
     assert weights == {h.address: 10 for h in hosts}
     assert net.validator_powers() == weights
+
+
+def test_one_silent_host_of_three_does_not_freeze_the_weights(net, hosts):
+    # Given a group of three equal hosts (only they mined in the last PoC),
+    three = hosts[:3]
+    net.epoch({h: 100 for h in three})
+    # when in the next PoC one of them validates nobody (its ML node is down),
+    epoch = net.epoch({h: 100 for h in three}, validators=three[:2])
+    weights = net.weights(epoch)
+    # then the two that voted vouch for each other and for the silent one (whose commit
+    # stands too: its work was checked), each holding half of the others' weight.
+    assert weights == {h.address: 100 for h in three}
 
 
 def test_a_host_without_a_seed_commitment_gets_no_weight(net, hosts):
