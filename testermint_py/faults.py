@@ -22,7 +22,8 @@ evidence is on chain a few heights after the twin has caught up by block sync.
     finally:
         twin.stop()
 
-`send_tx(net, i, *msgs)` signs messages as participant i's account and waits for the block.
+`send_tx(net, i, *msgs)` signs messages as participant i's account (or `send_tx(net, key, ...)` with
+any key, e.g. a developer's) and waits for the block.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from chain.crypto.secp256k1 import PrivateKey
 from chain.node.config import NodeConfig, P2PConfig, RpcConfig
 from chain.node.home import NodeHome
 from chain.node.setup import init_home, node_key
@@ -116,19 +118,25 @@ def start_twin(net: Network, i: int) -> Twin:
     return Twin(index=i, home=home, rpc_url=rpc_url, log_path=log_path, process=process)
 
 
-async def send_tx(net: Network, i: int, *msgs: object, node: int | None = None) -> int:
-    """Sign `msgs` as participant i's account, broadcast them to node `node` (default i) and
-    wait for the block; the height. NetworkError if the tx is refused or fails."""
-    node = i if node is None else node
+async def send_tx(net: Network, signer: int | PrivateKey, *msgs: object,
+                  node: int | None = None) -> int:
+    """Sign `msgs` as participant `signer`'s account (or with the key `signer`, e.g. a
+    developer's), broadcast them to node `node` (default: the participant, else 0) and wait
+    for the block; the height. NetworkError if the tx is refused or fails."""
+    if isinstance(signer, int):
+        key, who = net.participants[signer].key, f"p{signer}"
+        node = signer if node is None else node
+    else:
+        key, who = signer, signer.address
+        node = 0 if node is None else node
     async with net.rpc(node) as rpc:
         height = (await rpc.status()).latest_height
         # A fresh memo: the same messages sent twice are two txs (a tx hash is seen once).
         body = TxBody(chain_id=net.chain_id, messages=tuple(msgs),
                       timeout_height=height + TX_TIMEOUT_BLOCKS,
                       memo=f"testermint {next(_MEMOS)}")
-        answer: BroadcastView = await rpc.broadcast(encode(sign_tx(body, net.participants[i].key)),
-                                                    mode="commit")
+        answer: BroadcastView = await rpc.broadcast(encode(sign_tx(body, key)), mode="commit")
     if answer.code != 0 or answer.result is None or answer.result.code != 0:
-        raise NetworkError(f"tx of p{i} not committed: {answer}")
+        raise NetworkError(f"tx of {who} not committed: {answer}")
     assert answer.height is not None
     return answer.height

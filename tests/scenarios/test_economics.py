@@ -18,7 +18,6 @@ moves only by what a scenario does (participants' balances also move by reward c
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,9 +26,7 @@ import msgspec
 import pytest
 import trio
 
-from chain.crypto.secp256k1 import PrivateKey
 from chain.rpc.client import RpcError
-from chain.types import TxBody, encode, sign_tx
 from chain.types.msgs import (
     MsgDepositCollateral,
     MsgSubmitProposal,
@@ -82,20 +79,6 @@ def net(tmp_path_factory):
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_MEMOS = itertools.count()
-
-
-async def send_as(net: Network, key: PrivateKey, *msgs: object) -> int:
-    """Sign `msgs` with `key` (a developer's account), broadcast to node 0 and wait for the
-    block; its height (AssertionError if the tx is refused or fails)."""
-    async with net.rpc(0) as rpc:
-        height = (await rpc.status()).latest_height
-        body = TxBody(chain_id=net.chain_id, messages=tuple(msgs), timeout_height=height + 50,
-                      memo=f"economics {next(_MEMOS)}")
-        answer = await rpc.broadcast(encode(sign_tx(body, key)), mode="commit")
-    assert answer.code == 0 and answer.result is not None and answer.result.code == 0, answer
-    assert answer.height is not None
-    return answer.height
 
 
 async def record(net: Network, inference_id: str) -> dict | None:
@@ -330,7 +313,7 @@ async def test_a_param_change_passes_or_fails_by_the_power_behind_its_votes(net)
     assert powers[light.account] < powers[middle.account] < powers[heavy.account]
     assert powers[light.account] + powers[middle.account] > powers[heavy.account]
     # Given two proposals from a developer, each with the minimum deposit (voting starts),
-    height = await send_as(net, proposer, *(
+    height = await send_tx(net, proposer, *(
         MsgSubmitProposal(proposer=proposer.address, initial_deposit=deposit, title=title,
                           changes=(ParamChange(module="inference", key=key, value=value),))
         for title, key, value in (("raise the request advance", "max_request_advance_s", "90"),
@@ -436,7 +419,7 @@ async def test_collateral_is_locked_then_unbonds_and_is_paid_back_an_epoch_later
         return (await net.query("bank/module_account", name="collateral"))["amount"]
     held_before = await module_holds()
     # When the account deposits collateral,
-    await send_as(net, owner, MsgDepositCollateral(participant=owner.address, amount=amount))
+    await send_tx(net, owner, MsgDepositCollateral(participant=owner.address, amount=amount))
     # then it is recorded as active and the coins left the balance for the module account;
     assert (await collateral())["active"] == amount
     assert (await collateral())["unbonding"] == []
@@ -444,7 +427,7 @@ async def test_collateral_is_locked_then_unbonds_and_is_paid_back_an_epoch_later
     assert await module_holds() == held_before + amount
     # when it withdraws it all,
     epoch = await effective_epoch(net)
-    await send_as(net, owner, MsgWithdrawCollateral(participant=owner.address, amount=amount))
+    await send_tx(net, owner, MsgWithdrawCollateral(participant=owner.address, amount=amount))
     # then nothing is active, the amount unbonds until the next epoch, still held;
     unbonding = await collateral()
     assert unbonding["active"] == 0
