@@ -36,6 +36,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "inference": {"expiration_blocks": 20, "grace_period_end_epoch": 2,
                       "utilization_window_s": 30},
         "validation": {"vote_period_blocks": 10},
+        # A proposal decided within an epoch of the devnet, not in mainnet's 8 hours.
+        "gov": {"deposit_period_blocks": 40, "voting_period_blocks": 40},
         "reputation": {"epochs_to_max": 10},
         "rewards": {"initial_epoch_reward": 1_000 * NGONKA_PER_GONKA},
         "collateral": {"grace_period_end_epoch": 1_000_000},

@@ -67,6 +67,23 @@ async def test_a_validator_killed_mid_epoch_catches_up_after_its_restart(tmp_pat
         await net.check_invariants()
 
 
+async def test_a_hung_validator_is_waited_out_and_catches_up_when_it_wakes(tmp_path):
+    async with Network.create(tmp_path, n=4) as net:
+        await net.wait_ready()
+        # When participant 2's chain node hangs (SIGSTOP: its sockets open, nothing answered),
+        net.pause(2, "chain")
+        try:
+            # the other three still commit blocks and record inferences,
+            at_pause = await height(net)
+            ids = await complete(net, 1, 3)
+            await net.wait_height(at_pause + 8)
+            await recorded(net, ids)
+        finally:
+            # and once it wakes (SIGCONT), it catches up with them.
+            net.resume(2, "chain")
+        await net.wait_height(await height(net), i=2)
+
+
 async def test_an_api_node_crashed_with_requests_in_flight_records_them_after_restart(tmp_path):
     async with Network.create(tmp_path, n=3) as net:
         await net.wait_ready()
