@@ -11,6 +11,14 @@ import trio
 
 from testermint_py.network import Network
 
+# Two validators expected per inference at any traffic: with three equal hosts, each of the two
+# that did not execute an inference must re-execute it (p = min(1, 2 x 150 / 300)). The
+# protocol's own rates sample: an inference nobody drew would stay `finished`, and a cheat could
+# go uncaught by chance; a scenario must not depend on that draw.
+EVERYONE_VALIDATES = {"min_validation_average_ppm": 2_000_000,
+                      "min_validation_halfway_ppm": 2_000_000,
+                      "max_validation_average_ppm": 2_000_000}
+
 
 @contextmanager
 def running_network(root, **options: Any) -> Iterator[Network]:

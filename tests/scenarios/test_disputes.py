@@ -9,14 +9,11 @@ import pytest
 
 from testermint_py.mock_mlnode import MockScript
 from testermint_py.network import MODEL, Network, ParticipantSpec
-from tests.scenarios.conftest import running_network
+from tests.scenarios.conftest import EVERYONE_VALIDATES, running_network
 
 pytestmark = pytest.mark.slow
 
 LIAR = 2
-EVERYONE_VALIDATES = {"min_validation_average_ppm": 2_000_000,
-                      "min_validation_halfway_ppm": 2_000_000,
-                      "max_validation_average_ppm": 2_000_000}
 
 
 @pytest.fixture(scope="module")

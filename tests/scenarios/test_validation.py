@@ -10,18 +10,11 @@ import pytest
 
 from testermint_py.mock_mlnode import MockScript
 from testermint_py.network import MODEL, Network, ParticipantSpec
-from tests.scenarios.conftest import running_network
+from tests.scenarios.conftest import EVERYONE_VALIDATES, running_network
 
 pytestmark = pytest.mark.slow
 
 CHEAT = 2
-# Two validators expected per inference at any traffic: with three equal hosts, each of the two
-# that did not execute an inference must re-execute it (p = min(1, 2 x 150 / 300)). The
-# protocol's own rates sample: an inference nobody drew would stay `finished`, and a cheat could
-# go uncaught by chance; a scenario must not depend on that draw.
-EVERYONE_VALIDATES = {"min_validation_average_ppm": 2_000_000,
-                      "min_validation_halfway_ppm": 2_000_000,
-                      "max_validation_average_ppm": 2_000_000}
 
 
 @pytest.fixture(scope="module")
